@@ -1,0 +1,258 @@
+"""Training to stationarity of F(θ) = L̂(θ) + (λ/2) Σ‖W_k‖_F².
+
+The route: full-batch gradient descent with a fixed step (the dynamics the theorems and
+the papers' code use; an ``observer`` sees every iterate, so exact trajectory identities can
+be checked), then L-BFGS polishing with a strong-Wolfe line search in float64, then — for
+ReLU-type networks, whose minimisers sit on kinks where L-BFGS stalls — the smoothing
+continuation of :mod:`verify.kinks`. Non-finite losses stop training with a reason.
+
+Momentum (heavy ball, coupled decay) and Adam (coupled decay) are available as the
+negative controls of the trajectory identity (THEOREMS.md, T4).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scipy.optimize import OptimizeResult, minimize
+from scipy.sparse.linalg import LinearOperator, minres
+from torch import Tensor
+
+from verify.errors import require
+from verify.models import Params
+from verify.objective import Objective, flat, unflat
+
+OPTIMIZERS = ("gd", "momentum", "adam")
+DENSE_NEWTON = 2500  # parameters; above it Newton uses MINRES on Hessian–vector products
+
+Observer = Callable[[int, Params], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train. ``target`` is the relative residual at which polishing stops."""
+
+    lr: float = 0.05
+    steps: int = 2000
+    optimizer: str = "gd"
+    momentum: float = 0.9
+    polish: bool = True
+    lbfgs_iters: int = 3000
+    continuation: bool = True
+    target: float = 1e-10
+    max_seconds: float = 60.0
+    record_every: int = 10
+
+    def __post_init__(self) -> None:
+        require(math.isfinite(self.lr) and self.lr > 0, "lr", self.lr, "a finite number > 0")
+        require(isinstance(self.steps, int) and self.steps >= 0, "steps", self.steps,
+                "an integer ≥ 0")
+        require(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer,
+                f"one of {', '.join(OPTIMIZERS)}")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The trained parameters and how they were reached."""
+
+    params: Params
+    initial: Params
+    trace_steps: tuple[int, ...]
+    trace_F: tuple[float, ...]
+    trace_residual: tuple[float, ...]
+    gd_steps: int
+    lbfgs_iters: int
+    continuation_iters: int
+    stop_reason: str
+    seconds: float
+    finite: bool
+    stages: dict[str, float] = field(default_factory=dict)
+    kink_band: float | None = None  # |z| ≤ band counts as a kink (from the continuation β)
+
+    @property
+    def optimizer_steps(self) -> int:
+        return self.gd_steps + self.lbfgs_iters + self.continuation_iters
+
+
+def relative_residual(obj: Objective, params: Params, grad: Params | None = None) -> float:
+    """max_k ‖∇_{W_k} F‖_F / (λ ‖W_k‖_F) over weights (∞ for a zero layer or λ = 0)."""
+    g = obj.grad(params) if grad is None else grad
+    worst = 0.0
+    for k in range(obj.arch.depth):
+        wn = float(torch.linalg.norm(params[k]))
+        gn = float(torch.linalg.norm(g[k]))
+        if obj.lam == 0 or wn == 0:
+            return math.inf if gn > 0 or wn == 0 else 0.0
+        worst = max(worst, gn / (obj.lam * wn))
+    return worst
+
+
+def _gd_phase(obj: Objective, params: Params, cfg: TrainConfig, observer: Observer | None,
+              deadline: float, trace: list[tuple[int, float, float]]) -> tuple[Params, int, str]:
+    ps = [p.detach().clone() for p in params]
+    buf = [torch.zeros_like(p) for p in ps]
+    sq = [torch.zeros_like(p) for p in ps]
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    if observer is not None:
+        observer(0, tuple(ps))
+    for t in range(1, cfg.steps + 1):
+        g = obj.grad(tuple(ps))
+        if cfg.optimizer == "gd":
+            ps = [p - cfg.lr * gi for p, gi in zip(ps, g, strict=True)]
+        elif cfg.optimizer == "momentum":
+            buf = [cfg.momentum * b + gi for b, gi in zip(buf, g, strict=True)]
+            ps = [p - cfg.lr * b for p, b in zip(ps, buf, strict=True)]
+        else:
+            buf = [b1 * m + (1 - b1) * gi for m, gi in zip(buf, g, strict=True)]
+            sq = [b2 * v + (1 - b2) * gi * gi for v, gi in zip(sq, g, strict=True)]
+            c1, c2 = 1 - b1**t, 1 - b2**t
+            ps = [p - cfg.lr * (m / c1) / ((v / c2).sqrt() + eps)
+                  for p, m, v in zip(ps, buf, sq, strict=True)]
+        if observer is not None:
+            observer(t, tuple(ps))
+        if t % cfg.record_every == 0 or t == cfg.steps:
+            F = float(obj.value(tuple(ps)))
+            if not math.isfinite(F):
+                return tuple(ps), t, f"diverged: non-finite F at GD step {t} (lr={cfg.lr:g})"
+            trace.append((t, F, relative_residual(obj, tuple(ps))))
+        if time.perf_counter() > deadline:
+            return tuple(ps), t, f"time budget {cfg.max_seconds:g}s spent during GD"
+    return tuple(ps), cfg.steps, "gd steps done"
+
+
+def _numpy_fg(obj: Objective, like: Params) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+    def fg(x: np.ndarray) -> tuple[float, np.ndarray]:
+        t = torch.as_tensor(x, dtype=like[0].dtype, device=like[0].device)
+        t.requires_grad_(True)
+        F = obj.value(unflat(t, like))
+        (g,) = torch.autograd.grad(F, t)
+        return float(F.detach()), g.detach().cpu().numpy()
+
+    return fg
+
+
+def lbfgs_polish(obj: Objective, params: Params, max_iter: int, target: float,
+                 deadline: float, trace: list[tuple[int, float, float]],
+                 step0: int = 0) -> tuple[Params, int, str]:
+    """L-BFGS (scipy's L-BFGS-B without bounds: Moré–Thuente strong-Wolfe line search).
+
+    It stops when F no longer decreases in float64 — near a minimum the decrease is
+    O(r²)·F and hits machine precision around r ~ 1e-7; :func:`newton_polish` goes on.
+    """
+    x0 = flat(params).detach().cpu().numpy().astype(np.float64)
+
+    def stop(intermediate_result: OptimizeResult) -> None:
+        if time.perf_counter() > deadline:
+            raise StopIteration
+
+    sol = minimize(_numpy_fg(obj, params), x0, jac=True, method="L-BFGS-B", callback=stop,
+                   options={"maxiter": max_iter, "maxcor": 50, "ftol": 0.0, "gtol": 0.0})
+    cur = unflat(torch.as_tensor(sol.x, dtype=params[0].dtype, device=params[0].device),
+                 params)
+    F = float(obj.value(cur))
+    if not math.isfinite(F):
+        return cur, int(sol.nit), f"diverged: non-finite F during L-BFGS at iteration {sol.nit}"
+    r = relative_residual(obj, cur)
+    trace.append((step0 + int(sol.nit), F, r))
+    return cur, int(sol.nit), f"L-BFGS: {sol.nit} iterations, relative residual {r:.2e}"
+
+
+def newton_polish(obj: Objective, params: Params, target: float, deadline: float,
+                  max_iter: int = 30) -> tuple[Params, int, str]:
+    """Newton's method on ∇F(θ) = 0, with backtracking on ‖∇F‖ rather than on F.
+
+    Near a non-degenerate minimum F is flat to machine precision but ∇F is not, so the
+    gradient keeps converging (quadratically) where L-BFGS must stop. Dense Hessian up to
+    :data:`DENSE_NEWTON` parameters, conjugate gradients on Hessian–vector products above.
+    Negative or tiny curvature is shifted (Levenberg damping) so steps stay descent-like.
+    """
+    theta = flat(params).detach()
+    P = theta.numel()
+
+    def F(v: Tensor) -> Tensor:
+        return obj.value(unflat(v, params))
+
+    gradF = torch.func.grad(F)
+    g = gradF(theta)
+    gn = float(g.norm())
+    it = 0
+    for it in range(1, max_iter + 1):
+        if relative_residual(obj, unflat(theta, params), unflat(g, params)) <= target:
+            break
+        if time.perf_counter() > deadline or not math.isfinite(gn):
+            break
+        if P <= DENSE_NEWTON:
+            H = torch.func.hessian(F)(theta)
+            evals, evecs = torch.linalg.eigh(0.5 * (H + H.T))
+            floor = 1e-12 * float(evals.abs().max())
+            inv = 1.0 / torch.clamp(evals.abs(), min=floor)
+            step = -(evecs @ (inv * (evecs.T @ g)))
+        else:
+            def hvp(v: np.ndarray) -> np.ndarray:
+                vt = torch.as_tensor(v, dtype=theta.dtype, device=theta.device)
+                return torch.func.jvp(gradF, (theta,), (vt,))[1].cpu().numpy()
+
+            op = LinearOperator((P, P), matvec=hvp, dtype=np.float64)
+            sol, _ = minres(op, -g.cpu().numpy(), maxiter=200)
+            step = torch.as_tensor(sol, dtype=theta.dtype, device=theta.device)
+        t = 1.0
+        while t > 1e-6:
+            cand = theta + t * step
+            gc = gradF(cand)
+            gcn = float(gc.norm())
+            if math.isfinite(gcn) and gcn < gn:
+                theta, g, gn = cand, gc, gcn
+                break
+            t *= 0.5
+        else:
+            break
+    cur = unflat(theta, params)
+    return cur, it, f"Newton: {it} steps, relative residual {relative_residual(obj, cur):.2e}"
+
+
+def train(obj: Objective, init: Params, cfg: TrainConfig,
+          observer: Observer | None = None) -> TrainResult:
+    """Train ``init`` on ``obj`` following ``cfg``; never raises on divergence."""
+    t0 = time.perf_counter()
+    deadline = t0 + cfg.max_seconds
+    trace: list[tuple[int, float, float]] = []
+    F0 = float(obj.value(init))
+    trace.append((0, F0, relative_residual(obj, init)))
+    stages: dict[str, float] = {}
+    params, gd_steps, reason = _gd_phase(obj, init, cfg, observer, deadline, trace)
+    stages["gd"] = time.perf_counter() - t0
+    finite = not reason.startswith("diverged")
+    lb_iters = cont_iters = 0
+    band = None
+    if finite and cfg.polish and obj.lam > 0 and time.perf_counter() < deadline:
+        t1 = time.perf_counter()
+        params, lb_iters, reason = lbfgs_polish(obj, params, cfg.lbfgs_iters, cfg.target,
+                                                deadline, trace, gd_steps)
+        finite = not reason.startswith("diverged")
+        if finite and relative_residual(obj, params) > cfg.target:
+            params, nt, why = newton_polish(obj, params, cfg.target, deadline)
+            lb_iters += nt
+            reason = f"{reason}; {why}"
+        stages["lbfgs+newton"] = time.perf_counter() - t1
+        if (finite and cfg.continuation and obj.arch.kinked
+                and relative_residual(obj, params) > cfg.target):
+            from verify.kinks import BAND, continuation
+
+            t2 = time.perf_counter()
+            params, cont_iters, beta, why = continuation(obj, params, cfg.target, deadline)
+            band = None if beta is None else BAND / beta
+            stages["continuation"] = time.perf_counter() - t2
+            reason = f"{reason}; {why}"
+            trace.append((gd_steps + lb_iters + cont_iters, float(obj.value(params)),
+                          relative_residual(obj, params)))
+    return TrainResult(
+        params=tuple(p.detach() for p in params), initial=tuple(init),
+        trace_steps=tuple(s for s, _, _ in trace), trace_F=tuple(f for _, f, _ in trace),
+        trace_residual=tuple(r for _, _, r in trace), gd_steps=gd_steps,
+        lbfgs_iters=lb_iters, continuation_iters=cont_iters, stop_reason=reason,
+        seconds=time.perf_counter() - t0, finite=finite, stages=stages, kink_band=band)
