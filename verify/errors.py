@@ -10,9 +10,10 @@ from __future__ import annotations
 class UsageError(ValueError):
     """A bad value supplied by the user (CLI flag, API argument, data)."""
 
-    def __init__(self, name: str, value: object, allowed: str) -> None:
+    def __init__(self, name: str, value: object, allowed: str, message: str | None = None
+                 ) -> None:
         self.name, self.value, self.allowed = name, value, allowed
-        super().__init__(f"{name}={value!r} is not allowed: {allowed}")
+        super().__init__(message or f"{name}={value!r} is not allowed: {allowed}")
 
 
 def require(ok: bool, name: str, value: object, allowed: str) -> None:

@@ -98,3 +98,8 @@ def span_projector(X: Tensor, rtol: float | None = None) -> Tensor:
 def outside_span(W1: Tensor, P_perp: Tensor) -> float:
     """‖W_1 P_⊥‖_F: how much of W_1's row space lies outside span(X)."""
     return frobenius(W1.detach().to(torch.float64) @ P_perp)
+
+
+def frobenius_all(tensors: Sequence[Tensor]) -> float:
+    """‖θ‖ = sqrt(Σ ‖T‖_F²) over several tensors."""
+    return float(sum(float((t.detach().double() ** 2).sum()) for t in tensors) ** 0.5)

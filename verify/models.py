@@ -127,16 +127,26 @@ class KinkSlopes:
 
     masks: tuple[Tensor, ...]
     values: tuple[Tensor, ...]
+    piece: bool = False  # evaluate the linear piece σ(z) := slope·z instead (see _act)
+
+
+def piece_of(kinks: KinkSlopes) -> KinkSlopes:
+    """The same selection, evaluated as the linear piece: σ(z) = D ⊙ z with D the natural
+    slope outside the kink band and the selected slope inside it. For a homogeneous net the
+    piece f^D is multilinear in the layers, so Euler's identity holds for it exactly."""
+    return KinkSlopes(kinks.masks, kinks.values, True)
 
 
 def _act(arch: Architecture, z: Tensor, mask: Tensor | None, slope: Tensor | None,
-         beta: float | None = None) -> Tensor:
+         beta: float | None = None, piece: bool = False) -> Tensor:
     a = sigma(arch.activation, z, beta)
     if mask is None:
         return a
-    # Same value as σ(z); derivative replaced by `slope` on masked entries.
     natural = (z > 0).to(z.dtype) if arch.activation == "relu" else torch.where(
         z > 0, torch.ones_like(z), torch.full_like(z, LEAKY_SLOPE))
+    if piece:
+        return torch.where(mask > 0, slope, natural).detach() * z
+    # Same value as σ(z); derivative replaced by `slope` on masked entries.
     dz = z - z.detach()
     return a + mask * (slope - natural) * dz
 
@@ -164,7 +174,7 @@ def forward_internals(arch: Architecture, params: Params, X: Tensor,
             return z, zs, hs
         m = kinks.masks[k] if kinks is not None else None
         s = kinks.values[k] if kinks is not None else None
-        a = _act(arch, z, m, s, beta)
+        a = _act(arch, z, m, s, beta, kinks is not None and kinks.piece)
         h = h + a if (arch.residual and k > 0 and a.shape == h.shape) else a
     raise AssertionError("unreachable")
 

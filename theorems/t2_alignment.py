@@ -1,0 +1,98 @@
+"""T2 Alignment of weights and gradients (THEOREMS.md, T2) [exact at stationarity].
+
+Kuzborskij & Abbasi Yadkori, "Low-rank bias, weight decay, and model merging in neural
+networks", arXiv:2502.17340 v2. At a stationary point of F, g_k = −λW_k for every layer of
+any differentiable network, so cos(W_k, −g_k) = 1 and cos(θ, −∇L̂) = 1.
+
+Tolerance from the certificate: −g_k/λ = W_k − R_k with ‖R_k‖ = r_k‖W_k‖, and the largest
+angle between u and u + e with ‖e‖ ≤ r‖u‖ is arcsin r, so for r_k < 1
+cos(W_k, −g_k) ≥ sqrt(1 − r_k²) (proved with sympy below), i.e. 1 − cos ≤ r²/2 + O(r⁴).
+"""
+
+from __future__ import annotations
+
+import math
+
+import sympy as sp
+from hypothesis import strategies as st
+
+from verify import measures
+from verify.evidence import network_series
+from verify.models import ACTIVATIONS, weights
+from verify.setting import Context, Scale, Setting, realise
+from verify.strategies import networks
+from verify.theorem import Control, Theorem
+from verify.verdict import Outcome, Verdict, combine, judge
+
+
+def cosine_bound_holds() -> bool:
+    """sympy: for ‖u‖ = 1 and e = r(cos φ, sin φ) in the plane of u, cos∠(u, u+e) ≥ √(1−r²).
+
+    min over φ of cos∠ is at cos φ = −r, where cos∠ = √(1 − r²): check that this is a
+    critical point and that the value there equals the bound.
+    """
+    r, c = sp.symbols("r c", real=True)
+    s = sp.sqrt(1 - c**2)
+    cos_angle = (1 + r * c) / sp.sqrt((1 + r * c) ** 2 + (r * s) ** 2)
+    crit = sp.simplify(sp.diff(cos_angle, c).subs(c, -r))
+    val = sp.simplify(cos_angle.subs(c, -r) - sp.sqrt(1 - r**2))
+    return bool(crit == 0 and val.subs(r, sp.Rational(1, 3)) == 0 and sp.simplify(val) == 0)
+
+
+def settings(scale: Scale) -> st.SearchStrategy[Setting]:
+    return networks(scale, ACTIVATIONS, bias=True)
+
+
+def check(s: Setting, ctx: Context) -> Outcome:
+    t = realise(s, ctx)
+    W = weights(t.objective.arch, t.result.params)
+    parts: dict[str, Outcome] = {}
+    for k, (w, g, r) in enumerate(zip(W, t.stationarity.g, t.stationarity.r, strict=False)):
+        cos = measures.cosine(w, -g)
+        bound = 1 - math.sqrt(1 - r * r) if r < 1 else math.inf
+        parts[f"layer {k + 1}"] = judge(1 - cos, bound, 1.0, f"1 − cos(W_{k + 1}, −g_{k + 1})",
+                                        certificate=t.certificate)
+    gW = t.stationarity.g[: len(W)]
+    details = {"cos_theta": measures.cosine(W, [-g for g in gW]),
+               "residual_kind": t.stationarity.kind,
+               "weight_norm_initial": measures.frobenius_all(t.result.initial),
+               "weight_norm_final": measures.frobenius_all(t.result.params)}
+    return combine(parts, details, network_series(t))
+
+
+def controls(scale: Scale) -> tuple[Control, ...]:
+    base = Setting(widths=(6, 10, 10, 3), activation="softplus", lam=0.01, n=20,
+                   data="clusters", loss="squared", seed=5, lr=0.05, steps=300)
+    return (
+        Control("early stopped", "20 GD steps, no polishing: the certificate is not met, "
+                "cos < 1 must be reported INCONCLUSIVE, not FAIL", Verdict.INCONCLUSIVE,
+                Setting(**{**base.__dict__, "steps": 20, "polish": False})),
+        Control("λ = 0, separable logistic", "no finite stationary point: ‖θ‖ grows "
+                "without bound (see details: initial vs final norm)", Verdict.INCONCLUSIVE,
+                Setting(**{**base.__dict__, "lam": 0.0, "loss": "logistic",
+                           "widths": (6, 10, 10, 1), "activation": "relu", "steps": 2000})),
+    )
+
+
+def pinned(scale: Scale) -> tuple[Setting, ...]:
+    return (Setting(widths=(8, 12, 12, 3), activation="relu", lam=0.01, n=24,
+                    data="clusters", loss="ce", seed=0, lr=0.05, steps=300),)
+
+
+THEOREM = Theorem(
+    id="T2",
+    title="Alignment of weights and gradients at stationary points",
+    source="Kuzborskij & Abbasi Yadkori, arXiv:2502.17340 v2",
+    statement="At a stationary point of F, g_k = −λW_k for every layer, so "
+              "cos(W_k, −g_k) = 1; at residual r_k, cos(W_k, −g_k) ≥ √(1 − r_k²).",
+    latex=r"\cos(W_k, -g_k) \geq \sqrt{1 - r_k^2}",
+    assumptions=("F = L̂ + (λ/2)Σ‖W_k‖² with λ > 0 (coupled decay)",
+                 "any differentiable network (relu/leaky_relu via Clarke subgradients)",
+                 "θ certified stationary: max r_k ≤ τ"),
+    strategy=settings,
+    check=check,
+    controls=controls,
+    pinned=pinned,
+    notes=("sympy checks cos∠(u, u+e) ≥ √(1−r²) for ‖e‖ ≤ r‖u‖: "
+           f"{'proved' if cosine_bound_holds() else 'NOT proved'}.",),
+)

@@ -1,0 +1,354 @@
+"""Command line: ``python -m verify {list,run,check,report}``.
+
+Exit status: 0 when every theorem behaved as expected (claims hold where their assumptions
+hold, controls get their expected verdicts), 1 when not, 2 for a usage error. A usage error
+is one line naming the bad value and what is allowed, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+from verify.errors import UsageError
+
+EXIT_OK, EXIT_NOT_AS_EXPECTED, EXIT_USAGE = 0, 1, 2
+RUN_MARKERS = ("results.json", "records.jsonl")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one line (exit 2 via :class:`UsageError`)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError("arguments", None, message,
+                         f"{message} (see `{self.prog} --help`)")
+
+
+def _bad(name: str, text: str, allowed: str) -> argparse.ArgumentTypeError:
+    # argparse prefixes "argument NAME: "; the rest names the value and what is allowed
+    return argparse.ArgumentTypeError(f"{text!r} is not allowed: {allowed}")
+
+
+def _positive_int(name: str) -> Any:
+    def conv(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            v = 0
+        if v < 1:
+            raise _bad(name, text, "a positive integer")
+        return v
+
+    return conv
+
+
+def _nonneg_int(name: str) -> Any:
+    def conv(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            v = -1
+        if v < 0:
+            raise _bad(name, text, "an integer ≥ 0")
+        return v
+
+    return conv
+
+
+def _float_in(name: str, lo: float, hi: float, lo_open: bool = False) -> Any:
+    def conv(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            v = math.nan
+        ok = math.isfinite(v) and (v > lo if lo_open else v >= lo) and v <= hi
+        bracket = "(" if lo_open else "["
+        if not ok:
+            raise _bad(name, text, f"a finite number in {bracket}{lo:g}, {hi:g}]")
+        return v
+
+    return conv
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        ws = tuple(int(p) for p in parts)
+    except ValueError:
+        raise _bad("--widths", text, "comma-separated positive integers, e.g. 8,16,16,3"
+                   ) from None
+    if len(ws) < 2:
+        raise _bad("--widths", text, "at least two widths d_0,d_1 (depth ≥ 1)")
+    if not all(w >= 1 for w in ws):
+        raise _bad("--widths", text, "every width a positive integer")
+    return ws
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from verify.data import KINDS, LOSSES
+    from verify.models import ACTIVATIONS
+    from verify.setting import SCALES
+
+    p = _Parser(prog="python -m verify", description=(
+        "Executable theorems on low-rank bias under weight decay: train networks to "
+        "certified stationarity, measure, and report PASS / FAIL / INCONCLUSIVE / VACUOUS "
+        "for each claim and its negative controls."),
+        epilog="Exit status: 0 all theorems behaved as expected, 1 some did not, 2 usage "
+               "error.")
+    sub = p.add_subparsers(dest="command", metavar="{list,run,check,report}")
+    sub.add_parser("list", help="list the registered theorems and their controls")
+    r = sub.add_parser("run", help="verify theorems over Hypothesis-drawn settings and write "
+                       "a report", description="Draw settings with Hypothesis (seeded), train "
+                       "each network to certified stationarity, check every claim and negative "
+                       "control, and write results.json, report.md and report.html to --out.")
+    r.add_argument("--theorem", action="append", metavar="ID",
+                   help="theorem id (repeatable; default: all), e.g. --theorem T2")
+    r.add_argument("--scale", default="quick", choices=list(SCALES),
+                   help="size of networks and number of examples (default: quick)")
+    r.add_argument("--seed", type=_nonneg_int("--seed"), default=0,
+                   help="seed for drawing settings (default: 0)")
+    r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="auto = cuda when present (default), else cpu")
+    r.add_argument("--examples", type=_nonneg_int("--examples"), default=None,
+                   help="settings per theorem, pinned paper settings included "
+                        "(default: by scale: quick 4, standard 12, large 24)")
+    r.add_argument("--tau", type=_float_in("--tau", 0.0, 1.0, lo_open=True), default=1e-6,
+                   help="certificate level: max_k r_k ≤ τ counts as stationary (default 1e-6)")
+    r.add_argument("--workers", type=_positive_int("--workers"),
+                   default=min(2, os.cpu_count() or 1),
+                   help="worker processes, one torch thread each (default: min(2, cores))")
+    r.add_argument("--out", type=Path, default=None,
+                   help="output folder (default: reports/runs/<time>-<scale>-seed<seed>)")
+    r.add_argument("--overwrite", action="store_true",
+                   help="allow --out to hold an earlier run, which is replaced")
+    c = sub.add_parser("check", help="check one theorem on one setting you specify",
+                       description="Train one network you describe and check one theorem "
+                                   "on it; prints the verdict with its evidence.")
+    c.add_argument("theorem", metavar="ID", help="theorem id, e.g. T3")
+    c.add_argument("--widths", type=_widths, required=True,
+                   help="d_0,d_1,...,d_L, e.g. 8,16,16,3")
+    c.add_argument("--activation", default="relu", choices=list(ACTIVATIONS))
+    c.add_argument("--lam", type=_float_in("--lam", 0.0, 1e6), default=1e-2,
+                   help="weight decay λ (= λ_eff in F = L̂ + (λ/2)Σ‖W‖²), ≥ 0")
+    c.add_argument("--n", type=_positive_int("--n"), default=32, help="number of samples")
+    c.add_argument("--data", default="clusters", choices=list(KINDS))
+    c.add_argument("--loss", default="squared", choices=list(LOSSES))
+    c.add_argument("--dim", type=_positive_int("--dim"), default=None,
+                   help="subspace dimension (subspace data) or target rank (whitened data)")
+    c.add_argument("--lr", type=_float_in("--lr", 0.0, 1e3, lo_open=True), default=0.05,
+                   help="GD step size η > 0")
+    c.add_argument("--steps", type=_nonneg_int("--steps"), default=300,
+                   help="GD steps before polishing")
+    c.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
+    c.add_argument("--tau", type=_float_in("--tau", 0.0, 1.0, lo_open=True), default=1e-6)
+    c.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    rep = sub.add_parser("report", help="re-render report.md and report.html from DIR/results"
+                         ".json", description="Re-render the report of an earlier run.")
+    rep.add_argument("dir", type=Path, metavar="DIR")
+    return p
+
+
+def _prepare_out(out: Path, overwrite: bool) -> Path:
+    """Create ``out`` and prove it writable; refuse a non-empty folder of something else."""
+    if out.exists() and not out.is_dir():
+        raise UsageError("--out", str(out), "a folder path (this is a file)")
+    if out.is_dir() and any(out.iterdir()):
+        ours = any((out / m).exists() for m in RUN_MARKERS)
+        if not ours:
+            raise UsageError("--out", str(out), "a new or empty folder, or one holding an "
+                             "earlier run (this one holds other files)")
+        if not overwrite:
+            raise UsageError("--out", str(out), "a folder without an earlier run, or pass "
+                             "--overwrite to replace it")
+        for m in RUN_MARKERS:
+            (out / m).unlink(missing_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError("--out", str(out), f"a writable folder ({exc.strerror})") from None
+    return out
+
+
+def _git_commit() -> str | None:
+    try:
+        here = Path(__file__).resolve().parent.parent
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=5, check=False)
+        if out.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=here, capture_output=True, text=True, timeout=5,
+                               check=False).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _versions() -> dict[str, str]:
+    import hypothesis
+    import numpy
+    import scipy
+    import sympy
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "numpy": numpy.__version__, "scipy": scipy.__version__,
+            "sympy": sympy.__version__, "hypothesis": hypothesis.__version__}
+
+
+class Progress:
+    """One line per finished check on stderr, with elapsed time and an estimate of the rest."""
+
+    def __init__(self, stream: Any = sys.stderr) -> None:
+        self.t0 = time.perf_counter()
+        self.stream = stream
+
+    def __call__(self, rec: dict[str, Any], done: int, total: int) -> None:
+        el = time.perf_counter() - self.t0
+        eta = el / done * (total - done)
+        what = (f"control {rec['name']!r}" if rec["kind"] == "control"
+                else f"example {rec['index']}")
+        cert = rec.get("certificate") or {}
+        r = cert.get("max_residual")
+        rtxt = f" r={r:.1e}" if isinstance(r, float) and math.isfinite(r) else ""
+        flag = ""
+        if rec["kind"] == "control" and not rec.get("as_expected"):
+            flag = f"  (expected {rec['expected']})"
+        print(f"[{done:>3}/{total}] {rec['theorem']} {what:<28} {rec['verdict']:<12}{rtxt}"
+              f"  {rec['seconds']:.1f}s{flag}   elapsed {el:.0f}s, ~{eta:.0f}s left",
+              file=self.stream, flush=True)
+
+
+def cmd_list() -> int:
+    from verify.setting import SCALES
+    from verify.theorem import registry
+
+    for thm in registry().values():
+        print(f"{thm.id}  {thm.title}\n    source: {thm.source}")
+        for c in thm.controls(SCALES["quick"]):
+            print(f"    control {c.name!r}: expect {c.expected} — {c.description}")
+    return EXIT_OK
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    from verify import report, runner
+    from verify.setting import SCALES, default_device
+    from verify.theorem import select
+
+    theorems = select(a.theorem)
+    device = default_device(a.device)
+    scale = SCALES[a.scale]
+    n = scale.examples if a.examples is None else a.examples
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    out = _prepare_out(a.out or Path("reports/runs") / f"{stamp}-{a.scale}-seed{a.seed}",
+                       a.overwrite)
+    started = datetime.now(UTC)
+    t0 = time.perf_counter()
+    print(f"verify: drawing settings with Hypothesis (seed {a.seed}, scale {a.scale}) for "
+          f"{', '.join(t.id for t in theorems)} …", file=sys.stderr, flush=True)
+    tasks = runner.plan(theorems, scale, n, a.seed)
+    print(f"verify: {len(tasks)} checks on {device}, {a.workers} worker process(es); "
+          f"results stream to {out / 'records.jsonl'}", file=sys.stderr, flush=True)
+    ctx_kw = {"tau": a.tau, "device": device, "max_seconds": scale.max_seconds,
+              "scale": a.scale}
+    recs: list[dict[str, Any]] = []
+    interrupted = False
+    try:
+        for rec in runner.execute(tasks, ctx_kw, a.workers, out / "records.jsonl",
+                                  Progress()):
+            recs.append(rec)
+    except KeyboardInterrupt:
+        interrupted = True
+        print("verify: interrupted — writing the results finished so far", file=sys.stderr)
+    entries = [runner.summarise(t, scale, [r for r in recs if r["theorem"] == t.id])
+               for t in theorems]
+    ok = not interrupted and all(e["behaved"] for e in entries)
+    results = {"schema": report.SCHEMA, "run": {
+        "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "wall_seconds": time.perf_counter() - t0, "seed": a.seed, "scale": a.scale,
+        "device": device, "dtype": "float64", "examples": n, "tau": a.tau,
+        "theorems_requested": [t.id for t in theorems],
+        "command": "python -m verify " + " ".join(sys.argv[1:]), "versions": _versions(),
+        "git_commit": _git_commit(), "platform": platform.platform(), "threads": 1,
+        "workers": a.workers, "ok": ok, "interrupted": interrupted},
+        "theorems": entries}
+    report.write_results(results, out)
+    md, html = report.render(results, out)
+    for e in entries:
+        mark = "ok " if e["behaved"] else "NOT"
+        print(f"{mark} {e['id']} {e['verdict']:<12} {e['summary']}", file=sys.stderr)
+    print(f"verify: report written to {html} and {md} ({time.perf_counter() - t0:.0f}s)",
+          file=sys.stderr)
+    if interrupted:
+        return 130
+    return EXIT_OK if ok else EXIT_NOT_AS_EXPECTED
+
+
+def cmd_check(a: argparse.Namespace) -> int:
+    from verify.runner import pin_threads
+    from verify.setting import Context, Setting
+    from verify.theorem import select
+
+    thm = select([a.theorem])[0]
+    s = Setting(widths=a.widths, activation=a.activation, lam=a.lam, n=a.n, data=a.data,
+                loss=a.loss, dim=a.dim, lr=a.lr, steps=a.steps, seed=a.seed)
+    s.dataset()  # validate data arguments before training
+    pin_threads()
+    out = thm.check(s, Context(tau=a.tau))
+    rec = out.to_json()
+    rec["setting"] = s.to_json()
+    if a.json:
+        print(json.dumps(rec, default=str, indent=2))
+    else:
+        cert = rec["certificate"] or {}
+        print(f"{thm.id} {out.verdict}: {out.reason}")
+        print(f"  measured {out.measured:.4g}, bound {out.bound:.4g}, margin {out.margin:.4g}")
+        if cert:
+            print(f"  certificate: {cert['reason']}; max r_k = {cert['max_residual']:.3g} "
+                  f"({cert['residual_kind']}, {cert['kinks']} kinks); λ_min(∇²F) = "
+                  f"{cert['min_hessian_eig']} ({cert['hessian_method']})")
+    return EXIT_NOT_AS_EXPECTED if str(out.verdict) == "FAIL" else EXIT_OK
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    from verify import report
+
+    results = report.load_results(a.dir)
+    md, html = report.render(results, a.dir)
+    print(f"verify: report written to {html} and {md}", file=sys.stderr)
+    return EXIT_OK if results.get("run", {}).get("ok") else EXIT_NOT_AS_EXPECTED
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        a = parser.parse_args(argv)
+        if a.command is None:
+            parser.print_help()
+            return EXIT_USAGE
+        if a.command == "list":
+            return cmd_list()
+        if a.command == "run":
+            return cmd_run(a)
+        if a.command == "check":
+            return cmd_check(a)
+        return cmd_report(a)
+    except UsageError as exc:
+        print(f"verify: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # output piped into a pager or head that closed early
+        sys.stderr.close()
+        return EXIT_OK

@@ -1,0 +1,22 @@
+"""Standard evidence recorded for a trained network (the report's figures read it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from verify import measures
+from verify.models import weights
+from verify.setting import Trained
+
+
+def network_series(t: Trained) -> dict[str, Any]:
+    """Spectra, norms, residuals and alignment cosines of every layer."""
+    W = weights(t.objective.arch, t.result.params)
+    g = t.stationarity.g
+    return {
+        "singular_values": [measures.singular_values(w).tolist() for w in W],
+        "layer_norms": measures.layer_norms(W),
+        "residuals": list(t.stationarity.r),
+        "cosines": [measures.cosine(w, -gk) for w, gk in zip(W, g, strict=False)],
+        "stable_ranks": [measures.stable_rank(w) for w in W],
+    }

@@ -1,0 +1,146 @@
+"""Settings, scales and trained networks.
+
+A :class:`Setting` is everything that determines one trained network: architecture, data,
+λ (= λ_eff, THEOREMS.md "Notation"), optimiser and seed. It is a frozen record, printed in
+the report and hashed for caching. :func:`realise` trains it to stationarity and certifies
+it, once per :class:`Context`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from verify import data as datasets
+from verify.certificate import Certificate, Stationarity, certify
+from verify.data import Dataset
+from verify.errors import require
+from verify.models import Architecture, Params, init_params
+from verify.objective import Objective
+from verify.train import TrainConfig, TrainResult, train
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Size limits of one verification scale."""
+
+    name: str
+    max_width: int
+    max_n: int
+    examples: int
+    max_seconds: float  # training budget per network
+
+
+SCALES: dict[str, Scale] = {
+    "quick": Scale("quick", 12, 24, 4, 40.0),
+    "standard": Scale("standard", 32, 64, 12, 120.0),
+    "large": Scale("large", 128, 256, 24, 600.0),
+}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One network to train: see module docstring. ``dim`` is the data subspace dimension
+    (``subspace`` data) or the target rank (``whitened`` data)."""
+
+    widths: tuple[int, ...]
+    activation: str = "relu"
+    lam: float = 1e-2
+    n: int = 16
+    data: str = "clusters"
+    loss: str = "squared"
+    seed: int = 0
+    bias: bool = False
+    residual: bool = False
+    reg_bias: bool = False
+    init_scale: float = 1.0
+    lr: float = 0.05
+    steps: int = 1000
+    optimizer: str = "gd"
+    polish: bool = True
+    dim: int | None = None
+
+    def __post_init__(self) -> None:
+        require(isinstance(self.lam, (int, float)) and math.isfinite(self.lam)
+                and self.lam >= 0, "lam", self.lam, "a finite number ≥ 0")
+        require(isinstance(self.n, int) and self.n >= 1, "n", self.n, "a positive integer")
+        require(math.isfinite(self.lr) and self.lr > 0, "lr", self.lr, "a finite number > 0")
+        self.architecture()  # validates widths and activation
+
+    def architecture(self) -> Architecture:
+        return Architecture(tuple(self.widths), self.activation, self.bias, self.residual)
+
+    def dataset(self) -> Dataset:
+        return datasets.make(self.data, self.n, self.widths[0], self.widths[-1], self.seed,
+                             self.loss, self.dim)
+
+    def objective(self, device: str = "cpu") -> Objective:
+        return Objective(self.architecture(), self.dataset().to(device), float(self.lam),
+                         self.reg_bias)
+
+    def init(self, device: str = "cpu") -> Params:
+        return init_params(self.architecture(), self.seed + 7919, self.init_scale,
+                           device=device)
+
+    def train_config(self, max_seconds: float) -> TrainConfig:
+        return TrainConfig(lr=self.lr, steps=self.steps, optimizer=self.optimizer,
+                           polish=self.polish, max_seconds=max_seconds)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["widths"] = list(self.widths)
+        d["depth"] = len(self.widths) - 1
+        d["lam_eff"] = self.lam  # F = L̂ + (λ/2)Σ‖W‖²: λ_eff = λ
+        return d
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A trained network with its certificate and the residuals behind it."""
+
+    setting: Setting
+    objective: Objective
+    result: TrainResult
+    certificate: Certificate
+    stationarity: Stationarity
+
+
+@dataclass
+class Context:
+    """What a check may use: certificate level τ, device, time budget, and a cache of
+    trained networks keyed by setting (so two claims on one network train it once)."""
+
+    tau: float = 1e-6
+    device: str = "cpu"
+    max_seconds: float = 40.0
+    scale: str = "quick"
+    cache: dict[Setting, Trained] = field(default_factory=dict)
+
+
+Observer = Callable[[int, Params], None]
+
+
+def realise(setting: Setting, ctx: Context, observer: Observer | None = None) -> Trained:
+    """Train ``setting`` to stationarity and certify it (cached in ``ctx`` unless observed)."""
+    if observer is None and setting in ctx.cache:
+        return ctx.cache[setting]
+    obj = setting.objective(ctx.device)
+    res = train(obj, setting.init(ctx.device), setting.train_config(ctx.max_seconds), observer)
+    cert, st = certify(obj, res, ctx.tau)
+    out = Trained(setting, obj, res, cert, st)
+    ctx.cache[setting] = out
+    return out
+
+
+def default_device(name: str) -> str:
+    """Resolve ``auto`` to cuda when present, else cpu; check an explicit choice."""
+    require(name in ("auto", "cpu", "cuda"), "device", name, "one of auto, cpu, cuda")
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    require(name != "cuda" or torch.cuda.is_available(), "device", name,
+            "cuda only when a CUDA GPU is present (none found); use cpu or auto")
+    return name

@@ -1,0 +1,41 @@
+"""Hypothesis strategies shared by theorems: networks that can be trained to stationarity.
+
+Ranges follow the scale (widths ≤ ``scale.max_width``, n ≤ ``scale.max_n``); λ is drawn on a
+log scale and rounded to 3 significant digits so settings print readably. Step sizes are
+chosen inside the stable region of full-batch GD for these He-initialised nets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hypothesis import strategies as st
+
+from verify.setting import Scale, Setting
+
+
+def log_uniform(lo: float, hi: float) -> st.SearchStrategy[float]:
+    """10^u with u uniform in [log10 lo, log10 hi], rounded to 3 significant digits."""
+    import math
+
+    return st.floats(math.log10(lo), math.log10(hi)).map(lambda u: float(f"{10**u:.3g}"))
+
+
+@st.composite
+def networks(draw: st.DrawFn, scale: Scale, activations: Sequence[str],
+             depths: tuple[int, int] = (2, 4), lam: tuple[float, float] = (1e-3, 1e-1),
+             data: Sequence[str] = ("clusters", "teacher"), bias: bool = False,
+             min_width: int = 2, n: tuple[int, int] | None = None) -> Setting:
+    """A trainable fully connected network on seeded data."""
+    depth = draw(st.integers(*depths))
+    d0 = draw(st.integers(2, scale.max_width))
+    hidden = tuple(draw(st.integers(min_width, scale.max_width)) for _ in range(depth - 1))
+    kind = draw(st.sampled_from(list(data)))
+    loss = "squared" if kind == "teacher" else draw(st.sampled_from(["squared", "ce"]))
+    d_out = draw(st.integers(2, 4)) if loss == "ce" else draw(st.integers(1, 3))
+    lo, hi = n if n is not None else (4, scale.max_n)
+    return Setting(
+        widths=(d0, *hidden, d_out), activation=draw(st.sampled_from(list(activations))),
+        lam=draw(log_uniform(*lam)), n=draw(st.integers(lo, hi)), data=kind, loss=loss,
+        seed=draw(st.integers(0, 2**16)), bias=bias and draw(st.booleans()),
+        lr=0.05, steps=300)
