@@ -1,0 +1,58 @@
+"""nox sessions. Every session installs with ``-c constraints.txt`` (torch pinned to 2.13.0:
+the CPU wheel on CPU machines, the CUDA build on GPU machines).
+
+    nox              # = nox -s tests
+    nox -s tests     # the default test run (fast Hypothesis profile, 2 worker processes)
+    nox -s verify    # quick verification of all theorems; writes reports/runs/quick/
+    nox -s lint      # ruff
+    nox -s nightly   # thorough Hypothesis profile and a standard-scale verification
+"""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+CONSTRAINTS = ("-c", "constraints.txt")
+ENV = {"MPLCONFIGDIR": os.path.join(os.getcwd(), ".nox", "mplconfig"),
+       "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _install(session: nox.Session, extra: str = "test") -> None:
+    session.install(*CONSTRAINTS, "-e", f".[{extra}]")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The default test run: unit, property and control tests, CLI and report."""
+    _install(session)
+    session.run("pytest", "-n", "2", *session.posargs, env=ENV)
+
+
+@nox.session
+def verify(session: nox.Session) -> None:
+    """Quick verification of every theorem; report under reports/runs/quick/."""
+    _install(session)
+    session.run("python", "-m", "verify", "run", "--scale", "quick", "--out",
+                "reports/runs/quick", "--overwrite", *session.posargs, env=ENV)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff over the whole project."""
+    session.install(*CONSTRAINTS, "ruff")
+    session.run("ruff", "check", ".")
+
+
+@nox.session
+def nightly(session: nox.Session) -> None:
+    """Thorough Hypothesis profile and a standard-scale verification (long)."""
+    _install(session)
+    session.run("pytest", "-n", "2", *session.posargs,
+                env={**ENV, "VERIFY_HYPOTHESIS_PROFILE": "thorough"})
+    session.run("python", "-m", "verify", "run", "--scale", "standard", "--out",
+                "reports/runs/standard", "--overwrite", env=ENV)

@@ -1,0 +1,32 @@
+"""Test configuration: one torch thread per process, headless matplotlib, explicit
+Hypothesis profiles.
+
+Profiles: ``fast`` (default test run) and ``thorough`` (nightly: ``nox -s nightly``), both
+registered with ``parent=`` the profile Hypothesis would otherwise use — its built-in "ci"
+profile loads itself when CI=true — so CI keeps its derandomised, database-free behaviour.
+Choose with VERIFY_HYPOTHESIS_PROFILE.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+os.environ.setdefault("MPLCONFIGDIR", tempfile.mkdtemp(prefix="mpl-"))
+
+from hypothesis import HealthCheck, settings
+
+from verify.runner import pin_threads
+
+pin_threads(1)
+
+_parent = settings.get_profile("ci") if os.environ.get("CI") else settings.get_profile("default")
+settings.register_profile("fast", parent=_parent, max_examples=10, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("thorough", parent=_parent, max_examples=200, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("VERIFY_HYPOTHESIS_PROFILE", "fast"))
+
+# Checks that train networks are costly: they draw this many settings under "fast" and
+# scale up with the profile's max_examples otherwise.
+TRAINING_EXAMPLES = max(2, settings().max_examples // 5)

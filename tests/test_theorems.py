@@ -1,0 +1,89 @@
+"""Property tests: each theorem holds on Hypothesis-drawn settings inside its assumptions,
+on the paper's pinned settings, and every negative control gets its expected verdict."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import example, given, settings
+
+from tests.conftest import TRAINING_EXAMPLES
+from theorems import t0_calibration, t1_euler, t2_alignment, t3_norms, t4_data_span
+from verify.setting import SCALES, Context
+from verify.theorem import registry
+from verify.verdict import Verdict
+
+QUICK = SCALES["quick"]
+CTX = Context(tau=1e-6)
+
+
+def _holds(thm_check, s) -> None:  # type: ignore[no-untyped-def]
+    out = thm_check(s, CTX)
+    assert out.verdict != Verdict.FAIL, f"{out.reason}\nsetting: {s}\ndetails: {out.details}"
+
+
+@given(t0_calibration.settings(QUICK))
+@example(t0_calibration.pinned(QUICK)[0])
+@settings(max_examples=TRAINING_EXAMPLES)
+def test_t0_calibration_matches_closed_form(s) -> None:  # type: ignore[no-untyped-def]
+    out = t0_calibration.check(s, CTX)
+    # the linear net always reaches the certificate, so T0 must PASS, not merely not fail
+    assert out.verdict == Verdict.PASS, f"{out.reason}\n{s}"
+
+
+@given(t1_euler.settings(QUICK))
+@example(t1_euler.pinned(QUICK)[0])
+def test_t1_euler_identity(s) -> None:  # type: ignore[no-untyped-def]
+    out = t1_euler.check(s, CTX)
+    assert out.verdict == Verdict.PASS, f"{out.reason}\n{s}"
+
+
+def test_t1_symbolic_proof() -> None:
+    assert t1_euler.symbolic_proof((2, 2, 2, 1))
+    assert t1_euler.symbolic_proof((1, 3, 1))
+
+
+def test_t2_cosine_bound_is_proved_by_sympy() -> None:
+    assert t2_alignment.cosine_bound_holds()
+
+
+@given(t2_alignment.settings(QUICK))
+@example(t2_alignment.pinned(QUICK)[0])
+@settings(max_examples=TRAINING_EXAMPLES)
+def test_t2_alignment(s) -> None:  # type: ignore[no-untyped-def]
+    _holds(t2_alignment.check, s)
+
+
+@given(t3_norms.settings(QUICK))
+@example(t3_norms.pinned(QUICK)[0])
+@settings(max_examples=TRAINING_EXAMPLES)
+def test_t3_norm_preservation(s) -> None:  # type: ignore[no-untyped-def]
+    _holds(t3_norms.check, s)
+
+
+@given(t4_data_span.settings(QUICK))
+@example(t4_data_span.pinned(QUICK)[0])
+@settings(max_examples=TRAINING_EXAMPLES)
+def test_t4_data_span(s) -> None:  # type: ignore[no-untyped-def]
+    _holds(t4_data_span.check, s)
+
+
+CONTROLS = [(thm.id, c) for thm in registry().values() for c in thm.controls(QUICK)]
+
+
+@pytest.mark.parametrize(("theorem_id", "control"), CONTROLS,
+                         ids=[f"{t}-{c.name}" for t, c in CONTROLS])
+def test_negative_control_gets_expected_verdict(theorem_id: str, control) -> None:  # type: ignore[no-untyped-def]
+    thm = registry()[theorem_id]
+    out = (control.check or thm.check)(control.setting, CTX)
+    assert out.verdict == control.expected, (
+        f"{theorem_id} control {control.name!r}: expected {control.expected}, got "
+        f"{out.verdict}: {out.reason}")
+
+
+def test_every_theorem_has_a_failing_control() -> None:
+    for thm in registry().values():
+        expected = {c.expected for c in thm.controls(QUICK)}
+        assert expected & {Verdict.FAIL, Verdict.INCONCLUSIVE, Verdict.VACUOUS}, thm.id
+    # and the claims that can be violated have at least one FAIL control
+    for tid in ("T0", "T1", "T3", "T4"):
+        assert any(c.expected == Verdict.FAIL for c in registry()[tid].controls(QUICK)), tid
