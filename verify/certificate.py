@@ -68,18 +68,26 @@ def stationarity(obj: Objective, params: Params, slopes: KinkSlopes | None = Non
     return Stationarity(g, R, r, kind, kink_count, slopes)
 
 
-def best_stationarity(obj: Objective, params: Params, band: float | None) -> tuple[
+def best_stationarity(obj: Objective, params: Params, band: float | None,
+                      start: KinkSlopes | None = None) -> tuple[
         Stationarity, Stationarity | None]:
     """The plain-gradient residuals and, for kinked nets with kinks, the Clarke ones.
 
-    ``band``: entries with |z| ≤ band count as kinked (default: 1e-9 of the largest |z|).
+    ``band``: entries with |z| ≤ band count as kinked (default: 1e-9 of the largest |z|);
+    ``start``: a selection from training whose kinked entries and slopes are refined.
     Returns ``(best, clarke)`` where ``best`` has the smaller max_k r_k.
     """
     plain = stationarity(obj, params)
     if not obj.arch.kinked or obj.lam == 0:
         return plain, None
-    start = None
-    if band is None:
+    if start is not None:
+        with torch.no_grad():
+            _, zs, _ = forward_internals(obj.arch, params, obj.data.X)
+        # the band actually used: the largest |z| among the entries treated as kinked
+        band = max((float(z[m > 0].abs().max()) for z, m in zip(zs[:-1], start.masks,
+                                                                 strict=True) if m.any()),
+                   default=0.0)
+    elif band is None:
         with torch.no_grad():
             _, zs, _ = forward_internals(obj.arch, params, obj.data.X)
         band = 1e-9 * max(float(z.abs().max()) for z in zs[:-1])
@@ -186,8 +194,8 @@ def certify(obj: Objective, result: TrainResult, tau: float,
     W, W0 = weights(obj.arch, params), weights(obj.arch, result.initial)
     collapsed = finite and any(float(torch.linalg.norm(w)) <= COLLAPSE * max(
         float(torch.linalg.norm(w0)), 1.0) for w, w0 in zip(W, W0, strict=True))
-    best, clarke = (best_stationarity(obj, params, result.kink_band) if finite and not collapsed
-                    else (plain, None))
+    best, clarke = (best_stationarity(obj, params, result.kink_band, result.slopes)
+                    if finite and not collapsed else (plain, None))
     r = max(best.r) if best is not None else math.inf
     gnorm = float(torch.linalg.norm(flat(obj.grad(params)))) if finite else math.inf
     eig, method = (None, "skipped: not finite") if not finite else (

@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto = cuda when present (default), else cpu")
     r.add_argument("--examples", type=_nonneg_int("--examples"), default=None,
                    help="settings per theorem, pinned paper settings included "
-                        "(default: by scale: quick 4, standard 12, large 24)")
+                        "(default: by scale: quick 6, standard 12, large 24)")
     r.add_argument("--tau", type=_float_in("--tau", 0.0, 1.0, lo_open=True), default=1e-6,
                    help="certificate level: max_k r_k ≤ τ counts as stationary (default 1e-6)")
     r.add_argument("--workers", type=_positive_int("--workers"),

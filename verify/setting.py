@@ -36,7 +36,7 @@ class Scale:
 
 
 SCALES: dict[str, Scale] = {
-    "quick": Scale("quick", 12, 24, 4, 40.0),
+    "quick": Scale("quick", 12, 24, 6, 40.0),
     "standard": Scale("standard", 32, 64, 12, 120.0),
     "large": Scale("large", 128, 256, 24, 600.0),
 }

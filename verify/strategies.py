@@ -25,15 +25,15 @@ def log_uniform(lo: float, hi: float) -> st.SearchStrategy[float]:
 def networks(draw: st.DrawFn, scale: Scale, activations: Sequence[str],
              depths: tuple[int, int] = (2, 4), lam: tuple[float, float] = (1e-3, 1e-1),
              data: Sequence[str] = ("clusters", "teacher"), bias: bool = False,
-             min_width: int = 2, n: tuple[int, int] | None = None) -> Setting:
+             min_width: int = 3, n: tuple[int, int] | None = None) -> Setting:
     """A trainable fully connected network on seeded data."""
     depth = draw(st.integers(*depths))
-    d0 = draw(st.integers(2, scale.max_width))
+    d0 = draw(st.integers(3, scale.max_width))
     hidden = tuple(draw(st.integers(min_width, scale.max_width)) for _ in range(depth - 1))
     kind = draw(st.sampled_from(list(data)))
     loss = "squared" if kind == "teacher" else draw(st.sampled_from(["squared", "ce"]))
     d_out = draw(st.integers(2, 4)) if loss == "ce" else draw(st.integers(1, 3))
-    lo, hi = n if n is not None else (4, scale.max_n)
+    lo, hi = n if n is not None else (6, scale.max_n)
     return Setting(
         widths=(d0, *hidden, d_out), activation=draw(st.sampled_from(list(activations))),
         lam=draw(log_uniform(*lam)), n=draw(st.integers(lo, hi)), data=kind, loss=loss,

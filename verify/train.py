@@ -24,7 +24,7 @@ from scipy.sparse.linalg import LinearOperator, minres
 from torch import Tensor
 
 from verify.errors import require
-from verify.models import Params
+from verify.models import KinkSlopes, Params
 from verify.objective import Objective, flat, unflat
 
 OPTIMIZERS = ("gd", "momentum", "adam")
@@ -73,6 +73,7 @@ class TrainResult:
     finite: bool
     stages: dict[str, float] = field(default_factory=dict)
     kink_band: float | None = None  # |z| ≤ band counts as a kink (from the continuation β)
+    slopes: KinkSlopes | None = None  # the slope selection at the kinks training ended with
 
     @property
     def optimizer_steps(self) -> int:
@@ -233,7 +234,7 @@ def train(obj: Objective, init: Params, cfg: TrainConfig,
     stages["gd"] = time.perf_counter() - t0
     finite = not reason.startswith("diverged")
     lb_iters = cont_iters = 0
-    band = None
+    band, slopes = None, None
     if finite and cfg.polish and obj.lam > 0 and time.perf_counter() < deadline:
         t1 = time.perf_counter()
         # On a kinked F L-BFGS stalls early (THEOREMS.md "Kinks"): keep it short there and
@@ -252,7 +253,8 @@ def train(obj: Objective, init: Params, cfg: TrainConfig,
             from verify.kinks import BAND, continuation
 
             t2 = time.perf_counter()
-            params, cont_iters, beta, why = continuation(obj, params, cfg.target, deadline)
+            params, cont_iters, beta, slopes, why = continuation(obj, params, cfg.target,
+                                                                 deadline)
             band = None if beta is None else BAND / beta
             stages["continuation"] = time.perf_counter() - t2
             reason = f"{reason}; {why}"
@@ -263,4 +265,5 @@ def train(obj: Objective, init: Params, cfg: TrainConfig,
         trace_steps=tuple(s for s, _, _ in trace), trace_F=tuple(f for _, f, _ in trace),
         trace_residual=tuple(r for _, _, r in trace), gd_steps=gd_steps,
         lbfgs_iters=lb_iters, continuation_iters=cont_iters, stop_reason=reason,
-        seconds=time.perf_counter() - t0, finite=finite, stages=stages, kink_band=band)
+        seconds=time.perf_counter() - t0, finite=finite, stages=stages, kink_band=band,
+        slopes=slopes)

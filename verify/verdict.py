@@ -66,7 +66,8 @@ def judge(measured: float, bound: float, scale: float, what: str, *,
           trivial: float | None = None) -> Outcome:
     """Outcome of the claim ``measured ≤ bound`` (both on the scale ``scale``).
 
-    VACUOUS at a collapsed (trivial) stationary point; INCONCLUSIVE when the certificate is required and not met or a value is not finite;
+    VACUOUS at a collapsed (trivial) stationary point; INCONCLUSIVE when the certificate
+    is required and not met or a value is not finite;
     FAIL when measured > bound + ROUNDING·scale; VACUOUS when the bound is no better than the
     ``trivial`` one; PASS otherwise.
     """
