@@ -53,9 +53,9 @@ def check(s: Setting, ctx: Context) -> Outcome:
     W1, W2 = t.result.params[0], t.result.params[1]
     X, Y = t.objective.data.X, t.objective.data.Y
     M = Y.T @ X / X.shape[0]
-    sig_M = measures.singular_values(M)
+    sig_M = measures.singular_values(M).cpu()
     want = svt(sig_M, s.lam)
-    got = measures.singular_values(W2 @ W1)[: len(want)]
+    got = measures.singular_values(W2 @ W1)[: len(want)].cpu()
     scale = float(sig_M[0])
     err = float((got - want).abs().max())
     rank_want = int((sig_M > s.lam).sum())
@@ -96,9 +96,9 @@ def check_depth3(s: Setting, ctx: Context) -> Outcome:
         P = P @ W
     X, Y = t.objective.data.X, t.objective.data.Y
     M = Y.T @ X / X.shape[0]
-    sig_M = measures.singular_values(M)
+    sig_M = measures.singular_values(M).cpu()
     want = svt(sig_M, s.lam)
-    got = measures.singular_values(P)[: len(want)]
+    got = measures.singular_values(P)[: len(want)].cpu()
     err = float((got - want).abs().max()) / float(sig_M[0])
     return judge(err, TOL, 1.0, "max |σ_i(W₃W₂W₁) − SVT_λ(σ_i(M))|/σ₁(M)",
                  certificate=t.certificate)
@@ -116,7 +116,7 @@ THEOREM = Theorem(
     statement="For f = W₂W₁x, whitened inputs and squared loss, the minimiser of F has "
               "W₂W₁ = SVT_λ(M), M = YXᵀ/n: σ_i(W₂W₁) = max(σ_i(M) − λ, 0), rank = "
               "#{σ_i(M) > λ}.",
-    latex=r"\sigma_i(W_2W_1) = " + sp.latex(SVT).replace("sigma_{i}", r"\sigma_i(M)"),
+    latex=r"\sigma_i(W_2W_1) = " + sp.latex(SVT).replace(r"\sigma_{i}", r"\sigma_i(M)"),
     assumptions=("identity activation, no biases, depth 2", "whitened inputs XXᵀ/n = I",
                  "squared loss", "hidden width ≥ rank of M",
                  "λ not within 1e-3 of a singular value of M"),

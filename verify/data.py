@@ -18,6 +18,9 @@ from verify.errors import UsageError, require
 
 LOSSES = ("squared", "logistic", "ce")
 KINDS = ("clusters", "teacher", "whitened", "random_labels", "subspace", "digits")
+# regression-only generators: their targets are real vectors
+SUPPORTED_LOSSES = {"teacher": ("squared",), "whitened": ("squared",),
+                    "subspace": ("squared", "logistic")}
 
 
 @dataclass(frozen=True)
@@ -109,10 +112,12 @@ def whitened(n: int, d: int, d_out: int, seed: int, target_rank: int | None = No
     values, so M = YᵀX/n = M_0 exactly.
     """
     require(n >= d, "n", n, f"n ≥ d_0 = {d} for whitened inputs")
+    r = min(d, d_out) if target_rank is None else target_rank
+    require(1 <= r <= min(d, d_out), "target rank", r,
+            f"an integer in [1, min(d_0, d_out)] = [1, {min(d, d_out)}]")
     rng = np.random.default_rng(seed)
     Q, _ = np.linalg.qr(rng.standard_normal((n, d)))
     X = Q * np.sqrt(n)
-    r = min(d, d_out) if target_rank is None else target_rank
     U, _ = np.linalg.qr(rng.standard_normal((d_out, r)))
     V, _ = np.linalg.qr(rng.standard_normal((d, r)))
     s = np.linspace(2.0, 0.5, r)
@@ -163,7 +168,14 @@ def make(kind: str, n: int, d: int, d_out: int, seed: int, loss: str = "squared"
     """Dispatch on ``kind`` (one of :data:`KINDS`)."""
     require(kind in KINDS, "data", kind, f"one of {', '.join(KINDS)}")
     require(isinstance(n, int) and n >= 1, "n", n, "a positive integer")
+    require(isinstance(d, int) and d >= 1, "d_0", d, "a positive integer")
+    require(isinstance(d_out, int) and d_out >= 1, "d_out", d_out, "a positive integer")
     require(loss in LOSSES, "loss", loss, f"one of {', '.join(LOSSES)}")
+    allowed = SUPPORTED_LOSSES.get(kind, LOSSES)
+    require(loss in allowed, f"loss for {kind} data", loss, f"one of {', '.join(allowed)}")
+    require(loss != "logistic" or d_out == 1, "d_out", d_out, "1 for the logistic loss")
+    require(kind != "digits" or loss != "squared" or 2 <= d_out <= 10, "d_out", d_out,
+            "the number of digit classes, 2..10, for digits with the squared loss")
     classes = 2 if loss == "logistic" else max(d_out, 2)
     if kind == "clusters":
         return clusters(n, d, classes, seed, loss)

@@ -98,6 +98,7 @@ def clarke_residual(obj: Objective, params: Params, band: float,
     scale = _layer_scale(obj, params)
     init = base if start is None else start.values
     theta = flat(params).detach()
+    dev = theta.device
 
     def grad_of(s: Tensor) -> Tensor:
         kinks = _scatter(masks, base, s)
@@ -108,23 +109,24 @@ def clarke_residual(obj: Objective, params: Params, band: float,
 
     # The gradient is multilinear in the slopes; its Jacobian comes from forward mode.
     def fun(s: np.ndarray) -> np.ndarray:
-        return grad_of(torch.as_tensor(s, dtype=theta.dtype)).detach().numpy()
+        return grad_of(torch.as_tensor(s, dtype=theta.dtype, device=dev)).detach().cpu().numpy()
 
     def jac(s: np.ndarray) -> np.ndarray:
-        st = torch.as_tensor(s, dtype=theta.dtype)
-        return torch.func.jacfwd(grad_of)(st).detach().numpy()
+        st = torch.as_tensor(s, dtype=theta.dtype, device=dev)
+        return torch.func.jacfwd(grad_of)(st).detach().cpu().numpy()
 
+    s0 = s0.cpu()
     sol = least_squares(fun, s0.clamp(lo, hi).numpy(), jac=jac, bounds=(lo, hi),
                         method="trf", xtol=1e-15, ftol=1e-15, gtol=1e-15, max_nfev=max_evals)
     s = torch.as_tensor(np.clip(sol.x, lo, hi), dtype=theta.dtype)
     if float(np.linalg.norm(fun(s.numpy()))) > float(np.linalg.norm(fun(s0.numpy()))):
         s = s0.clamp(lo, hi)  # keep the start when the solver ends worse
-    return _scatter(masks, base, s), K, f"{K} kinks in |z| ≤ {band:.1e}"
+    return _scatter(masks, base, s.to(dev)), K, f"{K} kinks in |z| ≤ {band:.1e}"
 
 
 def continuation(obj: Objective, params: Params, target: float, deadline: float,
                  betas: tuple[float, ...] = tuple(10.0**k for k in range(1, 10)),
-                 iters_per_stage: int = 1000
+                 iters_per_stage: int = 500
                  ) -> tuple[Params, int, float | None, KinkSlopes | None, str]:
     """Smoothing continuation (module doc).
 
@@ -142,7 +144,7 @@ def continuation(obj: Objective, params: Params, target: float, deadline: float,
     for beta in betas:
         smooth = obj.smoothed(beta)
         p, it, _ = lbfgs_polish(smooth, p, iters_per_stage, 0.0, deadline, [])
-        p, nt, _ = newton_polish(smooth, p, 1e-13, deadline, max_iter=15)
+        p, nt, _ = newton_polish(smooth, p, 1e-13, deadline, max_iter=6)
         total += it + nt
         sl = smoothing_slopes(obj, p, beta)
         st = stationarity(obj, p, sl, "clarke")

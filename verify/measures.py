@@ -82,8 +82,8 @@ def span_projector(X: Tensor, rtol: float | None = None) -> Tensor:
     """P_⊥ = I − U Uᵀ, the projector onto span(X)^⊥ for row-wise data X ∈ R^{n×d}.
 
     U spans the row space of X (the column span of the paper's X ∈ R^{d×n}); singular
-    directions with σ ≤ rtol·σ_1 count as outside the span (default: d·eps, as numpy's
-    matrix_rank).
+    directions with σ ≤ rtol·σ_1 count as outside the span (default: max(n, d)·eps, as
+    numpy's matrix_rank).
     """
     Xd = X.detach().to(torch.float64)
     _, s, Vh = torch.linalg.svd(Xd, full_matrices=True)

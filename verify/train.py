@@ -54,6 +54,8 @@ class TrainConfig:
                 "an integer ≥ 0")
         require(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer,
                 f"one of {', '.join(OPTIMIZERS)}")
+        require(isinstance(self.record_every, int) and self.record_every >= 1, "record_every",
+                self.record_every, "an integer ≥ 1")
 
 
 @dataclass(frozen=True)
@@ -81,15 +83,16 @@ class TrainResult:
 
 
 def relative_residual(obj: Objective, params: Params, grad: Params | None = None) -> float:
-    """max_k ‖∇_{W_k} F‖_F / (λ ‖W_k‖_F) over weights (∞ for a zero layer or λ = 0)."""
+    """max_k ‖∇_{W_k} F‖_F / (λ ‖W_k‖_F) over weights (∞ for λ = 0 or a zero layer)."""
+    if obj.lam == 0:
+        return math.inf
     g = obj.grad(params) if grad is None else grad
     worst = 0.0
     for k in range(obj.arch.depth):
         wn = float(torch.linalg.norm(params[k]))
-        gn = float(torch.linalg.norm(g[k]))
-        if obj.lam == 0 or wn == 0:
-            return math.inf if gn > 0 or wn == 0 else 0.0
-        worst = max(worst, gn / (obj.lam * wn))
+        if wn == 0:
+            return math.inf
+        worst = max(worst, float(torch.linalg.norm(g[k])) / (obj.lam * wn))
     return worst
 
 
@@ -171,6 +174,20 @@ def _hvp(gradF: Callable[[Tensor], Tensor], theta: Tensor) -> Callable[[np.ndarr
     return hvp
 
 
+def _shifted_newton_step(H: Tensor, g: Tensor) -> Tensor:
+    """−(H + μI)⁻¹g with the smallest μ ∈ {0, 1e-10·s, 1e-9·s, …} (s = max|H_ii|) that makes
+    H + μI positive definite (Cholesky), so the step is a descent direction."""
+    eye = torch.eye(H.shape[0], dtype=H.dtype, device=H.device)
+    scale = float(H.diagonal().abs().max()) or 1.0
+    mu = 0.0
+    for k in range(-10, 3):
+        L, info = torch.linalg.cholesky_ex(H + mu * eye)
+        if int(info) == 0:
+            return -torch.cholesky_solve(g.unsqueeze(1), L).squeeze(1)
+        mu = scale * 10.0**k
+    return -g / scale
+
+
 def newton_polish(obj: Objective, params: Params, target: float, deadline: float,
                   max_iter: int = 30) -> tuple[Params, int, str]:
     """Newton's method on ∇F(θ) = 0, with backtracking on ‖∇F‖ rather than on F.
@@ -198,10 +215,8 @@ def newton_polish(obj: Objective, params: Params, target: float, deadline: float
             break
         if P <= DENSE_NEWTON:
             H = torch.func.hessian(F)(theta)
-            evals, evecs = torch.linalg.eigh(0.5 * (H + H.T))
-            floor = 1e-12 * float(evals.abs().max())
-            inv = 1.0 / torch.clamp(evals.abs(), min=floor)
-            step = -(evecs @ (inv * (evecs.T @ g)))
+            H = 0.5 * (H + H.T)
+            step = _shifted_newton_step(H, g)
         else:
             op = LinearOperator((P, P), matvec=_hvp(gradF, theta), dtype=np.float64)
             sol, _ = minres(op, -g.cpu().numpy(), maxiter=200)
@@ -247,6 +262,8 @@ def train(obj: Objective, init: Params, cfg: TrainConfig,
             params, nt, why = newton_polish(obj, params, cfg.target, deadline)
             lb_iters += nt
             reason = f"{reason}; {why}"
+            trace.append((gd_steps + lb_iters, float(obj.value(params)),
+                          relative_residual(obj, params)))
         stages["lbfgs+newton"] = time.perf_counter() - t1
         if (finite and cfg.continuation and obj.arch.kinked
                 and relative_residual(obj, params) > cfg.target):
