@@ -21,7 +21,7 @@ from verify.runner import pin_threads
 pin_threads(1)
 
 _parent = settings.get_profile("ci") if os.environ.get("CI") else settings.get_profile("default")
-settings.register_profile("fast", parent=_parent, max_examples=10, deadline=None,
+settings.register_profile("fast", parent=_parent, max_examples=20, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("thorough", parent=_parent, max_examples=200, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])

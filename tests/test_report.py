@@ -228,3 +228,21 @@ def test_rerender_removes_stale_figures(tmp_path: Path) -> None:
     del example["series"]
     md, _ = render(results, tmp_path)
     assert not figure.exists() and "figures/" not in md.read_text(encoding="utf-8")
+
+
+def test_plot_specs_render(tmp_path: Path) -> None:
+    results = {"schema": 1, "run": {"ok": True}, "theorems": [{
+        "id": "T9", "title": "plots", "verdict": "PASS", "examples": [], "controls": [],
+        "plots": [
+            {"kind": "lines", "title": "rank vs λ", "xscale": "log",
+             "lines": [{"label": "layer 1", "x": [1e-3, 1e-2, 1e-1], "y": [5, 3, 1]}]},
+            {"kind": "bars", "title": "merge", "categories": ["A", "B"],
+             "groups": [{"label": "sum", "values": [0.9, None]}]},
+            {"kind": "contour", "title": "rank over (η, λ)", "x": [1, 2, 3], "y": [1, 2],
+             "z": [[1, 2, 3], [2, 3, 4]]},
+            {"kind": "unknown"}]}]}
+    md, html_path = render(results, tmp_path)
+    page = html_path.read_text()
+    for title in ("rank vs λ", "merge", "rank over (η, λ)"):
+        assert title in page
+    assert page.count("data:image/png;base64,") >= 3

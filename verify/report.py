@@ -51,6 +51,13 @@ KEY_SETTING_FIELDS = ("widths", "activation", "lam", "n", "seed")
 FIGURE_KINDS = ("spectra", "norms", "alignment", "margins", "trajectory")
 LOG_FLOOR = 1e-18  # lowest floor for values <= 0 on log axes (the caption says how many)
 FIG_SIZE = (6.0, 3.2)
+# Theorem-specific figures travel in results.json as plot specs under theorem["plots"]:
+PLOT_SPEC = """
+{"kind": "lines", "title", "caption", "xlabel", "ylabel", "xscale"/"yscale": "log"|"linear",
+ "lines": [{"label", "x": [...], "y": [...], "style": "-o"}]}
+{"kind": "bars", ..., "categories": [...], "groups": [{"label", "values": [...]}]}
+{"kind": "contour", ..., "x": [...], "y": [...], "z": [[row per y] ...]}
+"""
 FIG_DPI = 90
 MAX_SPECTRA = 3
 MAX_LEGEND = 8
@@ -568,6 +575,54 @@ def _fig_trajectory(examples: list[dict], controls: list[dict]) -> _Figure | Non
     )
 
 
+def _fig_plot_spec(spec: dict, index: int) -> _Figure | None:
+    """A figure described in the results: ``{"kind": "lines"|"bars"|"contour", "title",
+    "caption", ...}`` (see :data:`PLOT_SPEC`)."""
+    import matplotlib.pyplot as plt
+
+    kind = spec.get("kind")
+    fig, ax = plt.subplots(figsize=FIG_SIZE)
+    if kind == "lines":
+        for line in _dicts(spec.get("lines")):
+            ax.plot(_floats(line.get("x")), _floats(line.get("y")), line.get("style", "-o"),
+                    ms=3, lw=1, label=str(line.get("label", "")))
+        for axis, setter in (("xscale", ax.set_xscale), ("yscale", ax.set_yscale)):
+            if spec.get(axis) in ("log", "symlog"):
+                setter(spec[axis])
+        ax.legend(fontsize=6)
+    elif kind == "bars":
+        cats = [str(c) for c in spec.get("categories") or []]
+        groups = _dicts(spec.get("groups"))
+        width = 0.8 / max(len(groups), 1)
+        for j, g in enumerate(groups):
+            vals = [v if v is not None else math.nan for v in (g.get("values") or [])]
+            ax.bar(np.arange(len(vals)) + j * width, vals, width, label=str(g.get("label", "")))
+        ax.set_xticks(np.arange(len(cats)) + 0.4 - width / 2, cats, rotation=30, ha="right")
+        ax.legend(fontsize=6)
+    elif kind == "contour":
+        x, y = _floats(spec.get("x")), _floats(spec.get("y"))
+        z = np.array([[v if v is not None else math.nan for v in row]
+                      for row in spec.get("z") or []], dtype=float)
+        if z.shape != (len(y), len(x)) or min(z.shape, default=0) < 2:
+            plt.close(fig)
+            return None
+        cs = ax.contourf(x, y, z, levels=12, cmap="viridis")
+        fig.colorbar(cs, ax=ax)
+        for axis, setter in (("xscale", ax.set_xscale), ("yscale", ax.set_yscale)):
+            if spec.get(axis) == "log":
+                setter("log")
+    else:
+        plt.close(fig)
+        return None
+    ax.set_xlabel(str(spec.get("xlabel", "")), fontsize=8)
+    ax.set_ylabel(str(spec.get("ylabel", "")), fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _Figure(f"plot{index}", str(spec.get("title", f"Figure {index}")),
+                   str(spec.get("caption", "")), _png(fig))
+
+
 def _theorem_figures(theorem: dict) -> list[_Figure]:
     """All figures for one theorem; a figure whose data breaks plotting becomes an error note."""
     examples, controls = _dicts(theorem.get("examples")), _dicts(theorem.get("controls"))
@@ -587,6 +642,17 @@ def _theorem_figures(theorem: dict) -> list[_Figure]:
 
             plt.close("all")
             fig = _Figure(kind, kind, "", error=f"{type(exc).__name__}: {exc}")
+        if fig is not None:
+            out.append(fig)
+    for i, spec in enumerate(_dicts(theorem.get("plots"))):
+        try:
+            fig = _fig_plot_spec(spec, i)
+        except Exception as exc:  # a broken figure must not cost the whole report
+            import matplotlib.pyplot as plt
+
+            plt.close("all")
+            fig = _Figure(f"plot{i}", str(spec.get("title", "plot")), "",
+                          error=f"{type(exc).__name__}: {exc}")
         if fig is not None:
             out.append(fig)
     return out

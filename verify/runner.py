@@ -170,6 +170,7 @@ def summarise(thm: Theorem, scale: Scale, recs: list[dict[str, Any]]) -> dict[st
         "summary": summary, "counts": counts,
         "seconds": sum(r["seconds"] for r in ex + ct),
         "examples": [_strip(r) for r in ex], "controls": [_strip(r) for r in ct],
+        "plots": thm.plots(ex, ct),
     }
 
 

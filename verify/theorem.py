@@ -54,6 +54,8 @@ class Theorem:
     controls: Callable[[Scale], tuple[Control, ...]]
     pinned: Callable[[Scale], tuple[Any, ...]] = lambda scale: ()
     notes: tuple[str, ...] = ()
+    # theorem-level figures from the finished records (see verify.report.PLOT_SPEC)
+    plots: Callable[[list[dict], list[dict]], list[dict]] = lambda examples, controls: []
 
 
 def registry() -> dict[str, Theorem]:
