@@ -241,7 +241,7 @@ def test_plot_specs_render(tmp_path: Path) -> None:
             {"kind": "contour", "title": "rank over (η, λ)", "x": [1, 2, 3], "y": [1, 2],
              "z": [[1, 2, 3], [2, 3, 4]]},
             {"kind": "unknown"}]}]}
-    md, html_path = render(results, tmp_path)
+    _md, html_path = render(results, tmp_path)
     page = html_path.read_text()
     for title in ("rank vs λ", "merge", "rank over (η, λ)"):
         assert title in page
