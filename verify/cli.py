@@ -1,4 +1,4 @@
-"""Command line: ``python -m verify {list,run,check,report}``.
+"""Command line: ``python -m verify {list,run,check,regress,report}``.
 
 Exit status: 0 when every theorem behaved as expected (claims hold where their assumptions
 hold, controls get their expected verdicts), 1 when not, 2 for a usage error. A usage error
@@ -12,6 +12,8 @@ import json
 import math
 import os
 import platform
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -19,10 +21,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
+from verify import store
 from verify.errors import UsageError
 
 EXIT_OK, EXIT_NOT_AS_EXPECTED, EXIT_USAGE = 0, 1, 2
-RUN_MARKERS = ("results.json", "records.jsonl")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -104,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         "for each claim and its negative controls."),
         epilog="Exit status: 0 all theorems behaved as expected, 1 some did not, 2 usage "
                "error.")
-    sub = p.add_subparsers(dest="command", metavar="{list,run,check,report}")
+    sub = p.add_subparsers(dest="command", metavar="{list,run,check,regress,report}")
     sub.add_parser("list", help="list the registered theorems and their controls")
     r = sub.add_parser("run", help="verify theorems over Hypothesis-drawn settings and write "
                        "a report", description="Draw settings with Hypothesis (seeded), train "
@@ -127,9 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
                    default=min(2, os.cpu_count() or 1),
                    help="worker processes, one torch thread each (default: min(2, cores))")
     r.add_argument("--out", type=Path, default=None,
-                   help="output folder (default: reports/runs/<time>-<scale>-seed<seed>)")
+                   help="output folder (default: reports/runs/<time>-<scale>-seed<seed>); "
+                        "an interrupted run restarted on the same folder resumes")
     r.add_argument("--overwrite", action="store_true",
-                   help="allow --out to hold an earlier run, which is replaced")
+                   help="replace an earlier, different run in --out (the same run resumes "
+                        "without it)")
     c = sub.add_parser("check", help="check one theorem on one setting you specify",
                        description="Train one network you describe and check one theorem "
                                    "on it; prints the verdict with its evidence.")
@@ -151,26 +155,33 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
     c.add_argument("--tau", type=_float_in("--tau", 0.0, 1.0, lo_open=True), default=1e-6)
     c.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    g = sub.add_parser("regress", help="compare a run with a baseline; exit 1 on a theory "
+                       "regression", description="Compare DIR/results.json with a baseline: a "
+                       "claim that held and now fails, a control that no longer gets its "
+                       "expected verdict, a verdict turned INCONCLUSIVE, or a measured value "
+                       "moved beyond its stated tolerance exits 1 with a diff table (also "
+                       "added to DIR's report).")
+    g.add_argument("dir", type=Path, metavar="DIR", help="a finished run folder")
+    g.add_argument("--baseline", type=Path, default=Path("reports/baseline/quick.json"),
+                   help="baseline file (default: reports/baseline/quick.json)")
+    g.add_argument("--accept", action="store_true",
+                   help="write DIR's results as the new baseline instead of comparing")
+    g.add_argument("--partial", action="store_true",
+                   help="compare only the theorems DIR ran (for a fast subset check)")
     rep = sub.add_parser("report", help="re-render report.md and report.html from DIR/results"
                          ".json", description="Re-render the report of an earlier run.")
     rep.add_argument("dir", type=Path, metavar="DIR")
     return p
 
 
-def _prepare_out(out: Path, overwrite: bool) -> Path:
+def _prepare_out(out: Path) -> Path:
     """Create ``out`` and prove it writable; refuse a non-empty folder of something else."""
     if out.exists() and not out.is_dir():
         raise UsageError("--out", str(out), "a folder path (this is a file)")
-    if out.is_dir() and any(out.iterdir()):
-        ours = any((out / m).exists() for m in RUN_MARKERS)
-        if not ours:
-            raise UsageError("--out", str(out), "a new or empty folder, or one holding an "
-                             "earlier run (this one holds other files)")
-        if not overwrite:
-            raise UsageError("--out", str(out), "a folder without an earlier run, or pass "
-                             "--overwrite to replace it")
-        for m in RUN_MARKERS:
-            (out / m).unlink(missing_ok=True)
+    if out.is_dir() and any(out.iterdir()) and not any(
+            (out / m).exists() for m in store.RUN_FILES):
+        raise UsageError("--out", str(out), "a new or empty folder, or one holding an "
+                         "earlier run (this one holds other files)")
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".write-test"
@@ -179,6 +190,26 @@ def _prepare_out(out: Path, overwrite: bool) -> Path:
     except OSError as exc:
         raise UsageError("--out", str(out), f"a writable folder ({exc.strerror})") from None
     return out
+
+
+def _claim_out(out: Path, manifest: dict[str, Any], overwrite: bool) -> list[dict[str, Any]]:
+    """Under the lock: the records to resume from (same manifest), or a clean folder."""
+    old = store.read_manifest(out) if not overwrite else None
+    has_run = any((out / m).exists() for m in store.RUN_FILES)
+    if has_run and not overwrite:
+        if old != manifest:
+            why = ("it holds a finished run from an older version" if old is None else
+                   "it holds a different run (" + ", ".join(
+                       k for k in manifest if old.get(k) != manifest[k]) + " differ)")
+            raise UsageError("--out", str(out), f"a folder for this run: {why}; use another "
+                             "--out, or --overwrite to replace it")
+        return store.read_records(out)
+    for name in (*store.RUN_FILES, "report.md", "report.html"):
+        (out / name).unlink(missing_ok=True)
+    for sub in (store.CACHE, "figures"):
+        shutil.rmtree(out / sub, ignore_errors=True)
+    store.write_manifest(out, manifest)
+    return []
 
 
 def _git_commit() -> str | None:
@@ -244,7 +275,7 @@ def cmd_list() -> int:
 
 def cmd_run(a: argparse.Namespace) -> int:
     from verify import report, runner
-    from verify.setting import SCALES, default_device
+    from verify.setting import SCALES, default_device, setting_key
     from verify.theorem import select
 
     theorems = select(a.theorem)
@@ -252,41 +283,55 @@ def cmd_run(a: argparse.Namespace) -> int:
     scale = SCALES[a.scale]
     n = scale.examples if a.examples is None else a.examples
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    out = _prepare_out(a.out or Path("reports/runs") / f"{stamp}-{a.scale}-seed{a.seed}",
-                       a.overwrite)
+    out = _prepare_out(a.out or Path("reports/runs") / f"{stamp}-{a.scale}-seed{a.seed}")
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     print(f"verify: drawing settings with Hypothesis (seed {a.seed}, scale {a.scale}) for "
           f"{', '.join(t.id for t in theorems)} …", file=sys.stderr, flush=True)
     tasks = runner.plan(theorems, scale, n, a.seed)
-    print(f"verify: {len(tasks)} checks on {device}, {a.workers} worker process(es); "
-          f"results stream to {out / 'records.jsonl'}", file=sys.stderr, flush=True)
-    ctx_kw = {"tau": a.tau, "device": device, "max_seconds": scale.max_seconds,
-              "scale": a.scale}
-    recs: list[dict[str, Any]] = []
-    interrupted = False
-    try:
-        for rec in runner.execute(tasks, ctx_kw, a.workers, out / "records.jsonl",
-                                  Progress()):
-            recs.append(rec)
-    except KeyboardInterrupt:
-        interrupted = True
-        print("verify: interrupted — writing the results finished so far", file=sys.stderr)
-    entries = [runner.summarise(t, scale, [r for r in recs if r["theorem"] == t.id])
-               for t in theorems]
-    ok = not interrupted and all(e["behaved"] for e in entries)
-    results = {"schema": report.SCHEMA, "run": {
-        "started": started.isoformat(timespec="seconds"),
-        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-        "wall_seconds": time.perf_counter() - t0, "seed": a.seed, "scale": a.scale,
-        "device": device, "dtype": "float64", "examples": n, "tau": a.tau,
-        "theorems_requested": [t.id for t in theorems],
-        "command": "python -m verify " + " ".join(sys.argv[1:]), "versions": _versions(),
-        "git_commit": _git_commit(), "platform": platform.platform(), "threads": 1,
-        "workers": a.workers, "ok": ok, "interrupted": interrupted},
-        "theorems": entries}
-    report.write_results(results, out)
-    md, html = report.render(results, out)
+    manifest = {"schema": 1, "theorems": [t.id for t in theorems], "scale": a.scale,
+                "seed": a.seed, "examples": n, "tau": a.tau, "device": device,
+                "tasks": ["{}/{}/{}/{}".format(*runner.task_key(t),
+                                               setting_key(t.setting, a.tau)) for t in tasks]}
+    with store.locked(out):
+        prior = _claim_out(out, manifest, a.overwrite)
+        done = {store.record_key(r) for r in prior}
+        todo = [t for t in tasks if runner.task_key(t) not in done]
+        if prior:
+            print(f"verify: resuming {out}: {len(prior)} of {len(tasks)} checks already "
+                  "done", file=sys.stderr, flush=True)
+        print(f"verify: {len(todo)} checks on {device}, {a.workers} worker process(es); "
+              f"results stream to {out / store.RECORDS}", file=sys.stderr, flush=True)
+        ctx_kw = {"tau": a.tau, "device": device, "max_seconds": scale.max_seconds,
+                  "scale": a.scale, "cache_dir": str(out / store.CACHE)}
+        recs = list(prior)
+        interrupted = False
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            for rec in runner.execute(todo, ctx_kw, a.workers, out / store.RECORDS,
+                                      Progress(), done_before=len(prior)):
+                recs.append(rec)
+        except KeyboardInterrupt:
+            interrupted = True
+            print("verify: interrupted — writing the results finished so far; run the same "
+                  "command again to resume", file=sys.stderr)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        entries = [runner.summarise(t, scale, [r for r in recs if r["theorem"] == t.id])
+                   for t in theorems]
+        ok = not interrupted and all(e["behaved"] for e in entries)
+        results = {"schema": report.SCHEMA, "run": {
+            "started": started.isoformat(timespec="seconds"),
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            "wall_seconds": time.perf_counter() - t0, "seed": a.seed, "scale": a.scale,
+            "device": device, "dtype": "float64", "examples": n, "tau": a.tau,
+            "theorems_requested": [t.id for t in theorems],
+            "command": "python -m verify " + " ".join(sys.argv[1:]), "versions": _versions(),
+            "git_commit": _git_commit(), "platform": platform.platform(), "threads": 1,
+            "workers": a.workers, "resumed_records": len(prior), "ok": ok,
+            "interrupted": interrupted}, "theorems": entries}
+        report.write_results(results, out)
+        md, html = report.render(results, out)
     for e in entries:
         mark = "ok " if e["behaved"] else "NOT"
         print(f"{mark} {e['id']} {e['verdict']:<12} {e['summary']}", file=sys.stderr)
@@ -295,6 +340,10 @@ def cmd_run(a: argparse.Namespace) -> int:
     if interrupted:
         return 130
     return EXIT_OK if ok else EXIT_NOT_AS_EXPECTED
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def cmd_check(a: argparse.Namespace) -> int:
@@ -323,6 +372,29 @@ def cmd_check(a: argparse.Namespace) -> int:
     return EXIT_NOT_AS_EXPECTED if str(out.verdict) == "FAIL" else EXIT_OK
 
 
+def cmd_regress(a: argparse.Namespace) -> int:
+    from verify import regression, report
+
+    results = report.load_results(a.dir)
+    snap = regression.snapshot(results)
+    if a.accept:
+        regression.write_baseline(a.baseline, snap)
+        print(f"verify: baseline written to {a.baseline} ({len(snap['theorems'])} theorems)",
+              file=sys.stderr)
+        return EXIT_OK
+    base = regression.load_baseline(a.baseline)
+    rows = regression.compare(base, snap, partial=a.partial)
+    results["regression"] = {"baseline": str(a.baseline), "diffs": rows}
+    report.write_results(results, a.dir)
+    report.render(results, a.dir)
+    if rows:
+        print(f"verify: theory regression against {a.baseline}: {len(rows)} change(s)\n")
+        print(regression.table(rows))
+        return EXIT_NOT_AS_EXPECTED
+    print(f"verify: no regression against {a.baseline}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_report(a: argparse.Namespace) -> int:
     from verify import report
 
@@ -345,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(a)
         if a.command == "check":
             return cmd_check(a)
+        if a.command == "regress":
+            return cmd_regress(a)
         return cmd_report(a)
     except UsageError as exc:
         print(f"verify: error: {exc}", file=sys.stderr)

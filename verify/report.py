@@ -838,6 +838,17 @@ def _status_blocks(results: dict, theorems: list[dict]) -> list[Any]:
     missing = [t for t in _strs(run.get("theorems_requested")) if t not in reported]
     if missing:
         blocks.append(_Para(", ".join(missing), "Requested but not reported", "warn"))
+    reg = _dict(results.get("regression"))
+    if reg:
+        rows = _dicts(reg.get("diffs"))
+        label = f"Regression against {reg.get('baseline', '?')}"
+        if not rows:
+            blocks.append(_Para("no change beyond the stated tolerances", label, "ok"))
+        else:
+            blocks.append(_Para(f"{len(rows)} change(s): see the table", label, "bad"))
+            heads = ["theorem", "entry", "what", "baseline", "now", "allowed"]
+            blocks.append(_Table(heads, [[_Cell(str(r.get(h, "—"))) for h in heads]
+                                         for r in rows]))
     return blocks
 
 

@@ -10,9 +10,7 @@ what it computed.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -24,6 +22,7 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, seed, settings
 
 from verify.setting import SCALES, Context, Scale
+from verify.store import append_record
 from verify.theorem import Theorem, registry
 from verify.verdict import Outcome, Verdict, overall
 
@@ -115,20 +114,22 @@ def _worker(args: tuple[Task, dict[str, Any]]) -> dict[str, Any]:
 def execute(tasks: list[Task], ctx_kw: dict[str, Any], workers: int,
             records: Path | None = None,
             on_done: Callable[[dict[str, Any], int, int], None] | None = None,
-            ) -> Iterator[dict[str, Any]]:
-    """Run tasks (in ``workers`` processes when > 1), yielding records as they finish."""
+            done_before: int = 0) -> Iterator[dict[str, Any]]:
+    """Run tasks (in ``workers`` processes when > 1), yielding records as they finish.
+
+    Each record is appended to ``records`` (fsynced) before it is yielded.
+    """
+    total = done_before + len(tasks)
     fh = open(records, "a", encoding="utf-8") if records is not None else None
     try:
         def emit(rec: dict[str, Any], done: int) -> dict[str, Any]:
             if fh is not None:
-                fh.write(json.dumps(rec, default=_jsonable, allow_nan=True) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+                append_record(fh, rec)
             if on_done is not None:
-                on_done(rec, done, len(tasks))
+                on_done(rec, done_before + done, total)
             return rec
 
-        if workers <= 1:
+        if workers <= 1 or len(tasks) <= 1:
             pin_threads()
             ctx = Context(**ctx_kw)
             for i, t in enumerate(tasks, 1):
@@ -136,17 +137,20 @@ def execute(tasks: list[Task], ctx_kw: dict[str, Any], workers: int,
             return
         with ProcessPoolExecutor(max_workers=workers, initializer=pin_threads) as pool:
             futs = [pool.submit(_worker, (t, ctx_kw)) for t in tasks]
-            for i, f in enumerate(as_completed(futs), 1):
-                yield emit(f.result(), i)
+            try:
+                for i, f in enumerate(as_completed(futs), 1):
+                    yield emit(f.result(), i)
+            except BaseException:
+                for f in futs:
+                    f.cancel()
+                raise
     finally:
         if fh is not None:
             fh.close()
 
 
-def _jsonable(o: Any) -> Any:
-    if isinstance(o, tuple):
-        return list(o)
-    return str(o)
+def task_key(task: Task) -> tuple[str, str, int]:
+    return (task.theorem, task.kind, task.index)
 
 
 def summarise(thm: Theorem, scale: Scale, recs: list[dict[str, Any]]) -> dict[str, Any]:
