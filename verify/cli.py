@@ -178,7 +178,7 @@ def _prepare_out(out: Path) -> Path:
     """Create ``out`` and prove it writable; refuse a non-empty folder of something else."""
     if out.exists() and not out.is_dir():
         raise UsageError("--out", str(out), "a folder path (this is a file)")
-    if out.is_dir() and any(out.iterdir()) and not any(
+    if out.is_dir() and any(f.name != store.LOCK for f in out.iterdir()) and not any(
             (out / m).exists() for m in store.RUN_FILES):
         raise UsageError("--out", str(out), "a new or empty folder, or one holding an "
                          "earlier run (this one holds other files)")
