@@ -45,7 +45,8 @@ class Architecture:
     def __post_init__(self) -> None:
         require(len(self.widths) >= 2, "depth", len(self.widths) - 1, "an integer ≥ 1")
         for w in self.widths:
-            require(isinstance(w, int) and w >= 1, "width", w, "a positive integer")
+            require(isinstance(w, int) and not isinstance(w, bool) and w >= 1, "width", w,
+                    "a positive integer")
         require(self.activation in ACTIVATIONS, "activation", self.activation,
                 f"one of {', '.join(ACTIVATIONS)}")
 

@@ -72,10 +72,25 @@ class Setting:
     dim: int | None = None
 
     def __post_init__(self) -> None:
-        require(isinstance(self.lam, (int, float)) and math.isfinite(self.lam)
+        require(isinstance(self.lam, (int, float)) and not isinstance(self.lam, bool)
+                and math.isfinite(self.lam)
                 and self.lam >= 0, "lam", self.lam, "a finite number ≥ 0")
         require(isinstance(self.n, int) and self.n >= 1, "n", self.n, "a positive integer")
-        require(math.isfinite(self.lr) and self.lr > 0, "lr", self.lr, "a finite number > 0")
+        require(isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0,
+                "lr", self.lr, "a finite number > 0")
+        require(isinstance(self.steps, int) and self.steps >= 0, "steps", self.steps,
+                "an integer ≥ 0")
+        require(isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed,
+                "an integer ≥ 0")
+        require(isinstance(self.init_scale, (int, float)) and math.isfinite(self.init_scale)
+                and self.init_scale > 0, "init_scale", self.init_scale, "a finite number > 0")
+        require(isinstance(self.widths, (tuple, list)), "widths", self.widths,
+                "a tuple of positive integers (d_0, …, d_L)")
+        require(self.data in datasets.KINDS, "data", self.data,
+                f"one of {', '.join(datasets.KINDS)}")
+        require(self.loss in datasets.LOSSES, "loss", self.loss,
+                f"one of {', '.join(datasets.LOSSES)}")
+        TrainConfig(lr=self.lr, steps=self.steps, optimizer=self.optimizer)  # validates
         self.architecture()  # validates widths and activation
 
     def architecture(self) -> Architecture:

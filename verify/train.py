@@ -23,6 +23,7 @@ from scipy.optimize import OptimizeResult, minimize
 from scipy.sparse.linalg import LinearOperator, minres
 from torch import Tensor
 
+from verify.data import check_finite
 from verify.errors import require
 from verify.models import KinkSlopes, Params
 from verify.objective import Objective, flat, unflat
@@ -238,7 +239,11 @@ def newton_polish(obj: Objective, params: Params, target: float, deadline: float
 
 def train(obj: Objective, init: Params, cfg: TrainConfig,
           observer: Observer | None = None) -> TrainResult:
-    """Train ``init`` on ``obj`` following ``cfg``; never raises on divergence."""
+    """Train ``init`` on ``obj`` following ``cfg``; never raises on divergence.
+
+    Data containing NaN or inf is refused (UsageError) before any step.
+    """
+    check_finite(obj.data.X, obj.data.Y, obj.data.name)
     t0 = time.perf_counter()
     deadline = t0 + cfg.max_seconds
     trace: list[tuple[int, float, float]] = []
