@@ -4,6 +4,7 @@ the CPU wheel on CPU machines, the CUDA build on GPU machines).
     nox              # = nox -s tests
     nox -s tests     # the default test run (fast Hypothesis profile, 2 worker processes)
     nox -s verify    # quick verification of all theorems; writes reports/runs/quick/
+    nox -s regress   # quick verification vs the committed baseline (theory regression)
     nox -s lint      # ruff
     nox -s nightly   # thorough Hypothesis profile and a standard-scale verification
 """
@@ -39,6 +40,18 @@ def verify(session: nox.Session) -> None:
     _install(session)
     session.run("python", "-m", "verify", "run", "--scale", "quick", "--out",
                 "reports/runs/quick", "--overwrite", *session.posargs, env=ENV)
+
+
+@nox.session
+def regress(session: nox.Session) -> None:
+    """Quick verification compared with reports/baseline/quick.json; exit 1 on a theory
+    regression, with a diff table. ``nox -s regress -- --accept`` accepts a new baseline."""
+    _install(session)
+    out = "reports/runs/regress"
+    session.run("python", "-m", "verify", "run", "--scale", "quick", "--out", out,
+                "--overwrite", env=ENV, success_codes=[0, 1])
+    accept = ["--accept"] if "--accept" in session.posargs else []
+    session.run("python", "-m", "verify", "regress", out, *accept, env=ENV)
 
 
 @nox.session

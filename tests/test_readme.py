@@ -27,3 +27,10 @@ def test_worked_example_runs_and_control_is_vacuous() -> None:
 def test_readme_test_command_is_what_ci_runs() -> None:
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()[-1]
     assert ci in README.read_text(encoding="utf-8"), ci
+
+
+def test_hypothesis_database_is_the_project_folder() -> None:
+    from hypothesis import settings
+
+    db = settings().database
+    assert db is not None and ".hypothesis-db" in str(getattr(db, "path", ""))
