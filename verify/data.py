@@ -176,11 +176,15 @@ def make(kind: str, n: int, d: int, d_out: int, seed: int, loss: str = "squared"
     require(loss != "logistic" or d_out == 1, "d_out", d_out, "1 for the logistic loss")
     require(kind != "digits" or loss != "squared" or 2 <= d_out <= 10, "d_out", d_out,
             "the number of digit classes, 2..10, for digits with the squared loss")
+    require(loss != "ce" or d_out >= 2, "d_out", d_out, "≥ 2 for the cross-entropy loss")
     classes = 2 if loss == "logistic" else max(d_out, 2)
-    if kind == "clusters":
-        return clusters(n, d, classes, seed, loss)
-    if kind == "random_labels":
-        return random_labels(n, d, classes, seed, loss)
+    if kind in ("clusters", "random_labels"):
+        make_fn = clusters if kind == "clusters" else random_labels
+        ds = make_fn(n, d, classes, seed, loss)
+        if loss == "squared" and d_out == 1:
+            # one output for two classes: targets ±1 (one-hot minus ½, differenced)
+            ds = Dataset(ds.X, ds.Y[:, :1] - ds.Y[:, 1:], ds.loss, ds.name, ds.labels)
+        return ds
     if kind == "teacher":
         return teacher(n, d, d_out, seed)
     if kind == "whitened":

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from verify.data import Dataset
+from verify.errors import require
 from verify.models import Architecture, KinkSlopes, Params, forward
 
 
@@ -26,6 +27,19 @@ class Objective:
     lam: float
     reg_bias: bool = False
     beta: float | None = None  # softplus smoothing of a kinked σ, for continuation only
+
+    def __post_init__(self) -> None:
+        out = self.arch.widths[-1]
+        if self.data.loss == "squared":
+            require(self.data.Y.ndim == 2 and self.data.Y.shape[1] == out, "target width",
+                    tuple(self.data.Y.shape), f"(n, {out}) to match the network's output width")
+        elif self.data.loss == "ce":
+            top = int(self.data.Y.max()) + 1 if self.data.n else 0
+            require(top <= out, "classes", top, f"at most the output width {out}")
+        else:
+            require(out == 1, "output width", out, "1 for the logistic loss")
+        require(self.data.X.shape[1] == self.arch.widths[0], "input width",
+                self.data.X.shape[1], f"d_0 = {self.arch.widths[0]}")
 
     def loss(self, params: Params, kinks: KinkSlopes | None = None) -> Tensor:
         return data_loss(self.data, forward(self.arch, params, self.data.X, kinks, self.beta))
