@@ -20,7 +20,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from verify.runner import pin_threads
+from verify.executor import pin_threads
 
 pin_threads(1)
 

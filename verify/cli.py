@@ -128,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--workers", type=_positive_int("--workers"),
                    default=min(2, os.cpu_count() or 1),
                    help="worker processes, one torch thread each (default: min(2, cores))")
+    r.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="run the checks on a Dask distributed scheduler, e.g. "
+                        "tcp://host:8786 (default: local worker processes)")
     r.add_argument("--out", type=Path, default=None,
                    help="output folder (default: reports/runs/<time>-<scale>-seed<seed>); "
                         "an interrupted run restarted on the same folder resumes")
@@ -309,7 +312,8 @@ def cmd_run(a: argparse.Namespace) -> int:
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
             for rec in runner.execute(todo, ctx_kw, a.workers, out / store.RECORDS,
-                                      Progress(), done_before=len(prior)):
+                                      Progress(), done_before=len(prior),
+                                      scheduler=a.scheduler):
                 recs.append(rec)
         except KeyboardInterrupt:
             interrupted = True
@@ -328,7 +332,7 @@ def cmd_run(a: argparse.Namespace) -> int:
             "theorems_requested": [t.id for t in theorems],
             "command": "python -m verify " + " ".join(sys.argv[1:]), "versions": _versions(),
             "git_commit": _git_commit(), "platform": platform.platform(), "threads": 1,
-            "workers": a.workers, "resumed_records": len(prior), "ok": ok,
+            "workers": a.workers, "scheduler": a.scheduler, "resumed_records": len(prior), "ok": ok,
             "interrupted": interrupted}, "theorems": entries}
         report.write_results(results, out)
         md, html = report.render(results, out)
@@ -347,7 +351,7 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 
 def cmd_check(a: argparse.Namespace) -> int:
-    from verify.runner import pin_threads
+    from verify.executor import pin_threads
     from verify.setting import Context, Setting
     from verify.theorem import select
 

@@ -14,13 +14,13 @@ import math
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
 
+from verify.executor import make_executor, pin_threads  # noqa: F401 - re-exported
 from verify.setting import SCALES, Context, Scale
 from verify.store import append_record
 from verify.theorem import Theorem, registry
@@ -68,19 +68,6 @@ def plan(theorems: list[Theorem], scale: Scale, n: int, run_seed: int) -> list[T
     return tasks
 
 
-def pin_threads(n: int = 1) -> None:
-    """Limit torch and the BLAS/OpenMP pools of this process to ``n`` threads.
-
-    Measured on a 2-core box: tiny float64 problems ran ~6× slower with 2 torch threads
-    than with 1, and two 1-thread processes beat one 2-thread process.
-    """
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(n)
-    threadpool_limits(n)
-
-
 def evaluate(task: Task, ctx: Context) -> dict[str, Any]:
     """Run one task; a harness error becomes an INCONCLUSIVE record marked ``error``."""
     thm = registry()[task.theorem]
@@ -114,36 +101,20 @@ def _worker(args: tuple[Task, dict[str, Any]]) -> dict[str, Any]:
 def execute(tasks: list[Task], ctx_kw: dict[str, Any], workers: int,
             records: Path | None = None,
             on_done: Callable[[dict[str, Any], int, int], None] | None = None,
-            done_before: int = 0) -> Iterator[dict[str, Any]]:
-    """Run tasks (in ``workers`` processes when > 1), yielding records as they finish.
-
-    Each record is appended to ``records`` (fsynced) before it is yielded.
-    """
+            done_before: int = 0, scheduler: str | None = None) -> Iterator[dict[str, Any]]:
+    """Run tasks on ``workers`` local processes (or the Dask ``scheduler``), yielding records
+    as they finish. Each record is appended to ``records`` (fsynced) before it is yielded."""
     total = done_before + len(tasks)
+    executor = make_executor(workers if len(tasks) > 1 else 1, scheduler)
     fh = open(records, "a", encoding="utf-8") if records is not None else None
     try:
-        def emit(rec: dict[str, Any], done: int) -> dict[str, Any]:
+        items = [(t, ctx_kw) for t in tasks]
+        for i, rec in enumerate(executor.map_unordered(_worker, items), 1):
             if fh is not None:
                 append_record(fh, rec)
             if on_done is not None:
-                on_done(rec, done_before + done, total)
-            return rec
-
-        if workers <= 1 or len(tasks) <= 1:
-            pin_threads()
-            ctx = Context(**ctx_kw)
-            for i, t in enumerate(tasks, 1):
-                yield emit(evaluate(t, ctx), i)
-            return
-        with ProcessPoolExecutor(max_workers=workers, initializer=pin_threads) as pool:
-            futs = [pool.submit(_worker, (t, ctx_kw)) for t in tasks]
-            try:
-                for i, f in enumerate(as_completed(futs), 1):
-                    yield emit(f.result(), i)
-            except BaseException:
-                for f in futs:
-                    f.cancel()
-                raise
+                on_done(rec, done_before + i, total)
+            yield rec
     finally:
         if fh is not None:
             fh.close()
