@@ -24,10 +24,13 @@ def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=600, check=False)
 
 
-def test_run_writes_results_and_reports(tmp_path: Path) -> None:
+def test_run_writes_results_and_reports(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
-    p = _cli("run", "--theorem", "T1", "--examples", "2", "--out", str(out), "--workers", "1")
-    assert p.returncode == 0, p.stderr
+    code = cli.main(["run", "--theorem", "T1", "--examples", "2", "--out", str(out),
+                     "--workers", "1"])
+    err = capsys.readouterr().err
+    assert code == 0, err
     res = json.loads((out / "results.json").read_text())
     assert res["schema"] == 1 and res["run"]["ok"] is True
     (t1,) = res["theorems"]
@@ -39,11 +42,10 @@ def test_run_writes_results_and_reports(tmp_path: Path) -> None:
     lines = (out / "records.jsonl").read_text().splitlines()
     assert len(lines) == 2 + 3
     assert (out / "report.html").stat().st_size > 1000 and (out / "report.md").exists()
-    assert "[  5/5]" in p.stderr  # progress display
+    assert "[  5/5]" in err  # progress display
     # report re-renders from results.json alone
     (out / "report.html").unlink()
-    p2 = _cli("report", str(out))
-    assert p2.returncode == 0, p2.stderr
+    assert cli.main(["report", str(out)]) == 0
     assert (out / "report.html").exists()
 
 
@@ -115,14 +117,14 @@ def test_foreign_or_unwritable_out_is_refused(tmp_path: Path,
     assert "writable" in capsys.readouterr().err
 
 
-def test_list_and_check() -> None:
-    p = _cli("list")
-    assert p.returncode == 0
+def test_list_and_check(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["list"]) == 0
+    listing = capsys.readouterr().out
     for tid in registry():
-        assert tid in p.stdout
-    p = _cli("check", "T1", "--widths", "3,4,4,2", "--activation", "leaky_relu", "--json")
-    assert p.returncode == 0, p.stderr
-    assert json.loads(p.stdout)["verdict"] == "PASS"
+        assert tid in listing
+    assert cli.main(["check", "T1", "--widths", "3,4,4,2", "--activation", "leaky_relu",
+                     "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["verdict"] == "PASS"
 
 
 def test_summary_marks_a_misbehaving_control() -> None:
