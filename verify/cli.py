@@ -245,9 +245,9 @@ def _versions() -> dict[str, str]:
 class Progress:
     """One line per finished check on stderr, with elapsed time and an estimate of the rest."""
 
-    def __init__(self, stream: Any = sys.stderr) -> None:
+    def __init__(self, stream: Any = None) -> None:
         self.t0 = time.perf_counter()
-        self.stream = stream
+        self.stream = stream if stream is not None else sys.stderr
 
     def __call__(self, rec: dict[str, Any], done: int, total: int) -> None:
         el = time.perf_counter() - self.t0
