@@ -20,7 +20,7 @@ from verify import measures
 from verify.evidence import network_series
 from verify.models import ACTIVATIONS, weights
 from verify.setting import Context, Scale, Setting, realise
-from verify.strategies import networks
+from verify.strategies import PAPER_RELU_MLP, networks
 from verify.theorem import Control, Theorem
 from verify.verdict import Outcome, Verdict, combine, judge
 
@@ -75,8 +75,7 @@ def controls(scale: Scale) -> tuple[Control, ...]:
 
 
 def pinned(scale: Scale) -> tuple[Setting, ...]:
-    return (Setting(widths=(8, 12, 12, 3), activation="relu", lam=0.01, n=24,
-                    data="clusters", loss="ce", seed=0, lr=0.05, steps=300),)
+    return (PAPER_RELU_MLP,)
 
 
 THEOREM = Theorem(

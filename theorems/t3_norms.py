@@ -27,7 +27,7 @@ from verify.evidence import network_series
 from verify.models import HOMOGENEOUS, KinkSlopes, Params, forward, piece_of, weights
 from verify.objective import Objective, data_loss
 from verify.setting import Context, Scale, Setting, realise
-from verify.strategies import networks
+from verify.strategies import PAPER_RELU_MLP, networks
 from verify.theorem import Control, Theorem
 from verify.verdict import Outcome, Verdict, combine, judge
 
@@ -87,8 +87,7 @@ def controls(scale: Scale) -> tuple[Control, ...]:
 
 
 def pinned(scale: Scale) -> tuple[Setting, ...]:
-    return (Setting(widths=(8, 12, 12, 3), activation="relu", lam=0.01, n=24,
-                    data="clusters", loss="ce", seed=0, lr=0.05, steps=300),)
+    return (PAPER_RELU_MLP,)
 
 
 THEOREM = Theorem(

@@ -39,3 +39,10 @@ def networks(draw: st.DrawFn, scale: Scale, activations: Sequence[str],
         lam=draw(log_uniform(*lam)), n=draw(st.integers(lo, hi)), data=kind, loss=loss,
         seed=draw(st.integers(0, 2**16)), bias=bias and draw(st.booleans()),
         lr=0.05, steps=300)
+
+
+# A ReLU MLP on clustered data with cross-entropy, the setting of the experiments of
+# Kuzborskij & Abbasi Yadkori (arXiv:2502.17340 v2) at CPU size; pinned by T2 and T3 so that
+# both claims are checked on the same trained network (trained once per context).
+PAPER_RELU_MLP = Setting(widths=(8, 12, 12, 3), activation="relu", lam=0.01, n=24,
+                         data="clusters", loss="ce", seed=0, lr=0.05, steps=300)
