@@ -10,11 +10,14 @@ setting's hash. A later run regresses when
 * a measured value moved beyond its stated tolerance, or
 * an entry's setting changed (the baseline no longer describes the same check).
 
+Measured values are compared for the entry and for every part of a combined claim (e.g.
+each layer of T4(a)), so a broken measure shows even where another part decides the verdict.
 Tolerance of a measured value (stated in the baseline file): 10 % of the larger of
-|baseline value| and |bound|, or 1e-300. On one machine the harness is bitwise reproducible,
-so anything that moves at all comes from a change; the 10 % absorbs BLAS and platform
-differences of values far from their bounds while a value approaching its bound by more than
-a tenth of it is flagged.
+|baseline value| and |bound|, and at least 1e-12 (values are relative errors or norms of
+order one; below 1e-12 a change is float64 rounding). On one machine the harness is bitwise
+reproducible, so anything that moves at all comes from a change; the 10 % absorbs BLAS and
+platform differences of values far from their bounds while a value approaching its bound by
+more than a tenth of it is flagged.
 """
 
 from __future__ import annotations
@@ -28,17 +31,25 @@ from typing import Any
 from verify.errors import UsageError
 
 SCHEMA = 1
-TOLERANCE_RULE = "|now − baseline| ≤ 0.1·max(|baseline|, |bound|)"
+TOLERANCE_RULE = "|now − baseline| ≤ max(0.1·max(|baseline|, |bound|), 1e-12)"
+FLOOR = 1e-12
 HELD = ("PASS", "VACUOUS")
+
+
+def _tolerance(measured: Any, bound: Any) -> float:
+    scale = max(abs(measured) if isinstance(measured, (int, float)) else 0.0,
+                abs(bound) if isinstance(bound, (int, float)) else 0.0)
+    return max(0.1 * scale if math.isfinite(scale) else math.inf, FLOOR)
 
 
 def _entry(rec: dict[str, Any], key_fn: Any) -> dict[str, Any]:
     measured, bound = rec.get("measured"), rec.get("bound")
-    scale = max(abs(measured) if isinstance(measured, (int, float)) else 0.0,
-                abs(bound) if isinstance(bound, (int, float)) else 0.0)
+    parts = (rec.get("details") or {}).get("parts") or {}
     out = {"verdict": rec.get("verdict"), "measured": measured, "bound": bound,
-           "tolerance": 0.1 * scale if scale > 0 else 1e-300,
-           "setting": key_fn(rec)}
+           "tolerance": _tolerance(measured, bound), "setting": key_fn(rec),
+           "parts": {name: {"measured": p.get("measured"),
+                            "tolerance": _tolerance(p.get("measured"), p.get("bound"))}
+                     for name, p in parts.items() if isinstance(p, dict)}}
     if "expected" in rec:
         out["expected"] = rec["expected"]
     return out
@@ -135,6 +146,12 @@ def compare(base: dict[str, Any], now: dict[str, Any], partial: bool = False
                 if bm is not None and (nm is None or abs(nm - bm) > b["tolerance"]):
                     add(tid, label, "measured value moved", f"{bm:.6g}",
                         "—" if nm is None else f"{nm:.6g}", f"±{b['tolerance']:.3g}")
+                for part, bp in b.get("parts", {}).items():
+                    np_ = n.get("parts", {}).get(part, {})
+                    bpm, npm = _num(bp.get("measured")), _num(np_.get("measured"))
+                    if bpm is not None and (npm is None or abs(npm - bpm) > bp["tolerance"]):
+                        add(tid, f"{label} {part}", "measured value moved", f"{bpm:.6g}",
+                            "—" if npm is None else f"{npm:.6g}", f"±{bp['tolerance']:.3g}")
         for name in nt["controls"].keys() - bt["controls"].keys():
             add(tid, f"control {name}", "new control, not in the baseline", "—",
                 nt["controls"][name]["verdict"])
