@@ -63,12 +63,16 @@ class Setting:
     optimizer: str = "gd"
     polish: bool = True
     dim: int | None = None
+    batch: int | None = None  # mini-batch size B of the first phase; None = full batch
 
     def __post_init__(self) -> None:
         require(isinstance(self.lam, (int, float)) and math.isfinite(self.lam)
                 and self.lam >= 0, "lam", self.lam, "a finite number ≥ 0")
         require(isinstance(self.n, int) and self.n >= 1, "n", self.n, "a positive integer")
         require(math.isfinite(self.lr) and self.lr > 0, "lr", self.lr, "a finite number > 0")
+        require(self.batch is None or (isinstance(self.batch, int)
+                                       and 1 <= self.batch <= self.n), "batch", self.batch,
+                f"None (full batch) or an integer in [1, n={self.n}]")
         self.architecture()  # validates widths and activation
 
     def architecture(self) -> Architecture:
@@ -88,7 +92,8 @@ class Setting:
 
     def train_config(self, max_seconds: float) -> TrainConfig:
         return TrainConfig(lr=self.lr, steps=self.steps, optimizer=self.optimizer,
-                           polish=self.polish, max_seconds=max_seconds)
+                           polish=self.polish, max_seconds=max_seconds, batch=self.batch,
+                           batch_seed=self.seed + 104729)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
