@@ -141,6 +141,14 @@ def realise(setting: Setting, ctx: Context, observer: Observer | None = None) ->
     return out
 
 
+def trajectory(setting: Setting, ctx: Context, observer: Observer | None = None
+               ) -> TrainResult:
+    """Train ``setting`` without certifying it: for claims about the optimiser's trajectory
+    itself (SGD iterates are not stationary points, THEOREMS.md T5)."""
+    return train(setting.objective(ctx.device), setting.init(ctx.device),
+                 setting.train_config(ctx.max_seconds), observer)
+
+
 def default_device(name: str) -> str:
     """Resolve ``auto`` to cuda when present, else cpu; check an explicit choice."""
     require(name in ("auto", "cpu", "cuda"), "device", name, "one of auto, cpu, cuda")

@@ -66,3 +66,16 @@ def per_sample_grads(obj: Objective, params: Params) -> Params:
     grads = torch.func.vmap(torch.func.grad(loss_one), in_dims=(None, 0, 0))(
         tuple(p.detach() for p in params), data.X, data.Y)
     return tuple(grads)
+
+
+def layer_terms(obj: Objective, params: Params) -> tuple[tuple[Tensor, Tensor], ...]:
+    """For each layer k, (δ_k, h_{k−1}) with g_k = ∇_{W_k} L̂ = δ_kᵀ h_{k−1}: δ_k (n × d_k) is
+    ∂L̂/∂z_k at the pre-activations and h_{k−1} (n × d_{k−1}) the layer input. g_k is thus a
+    sum of n outer products — the fact behind T5(a) and T7."""
+    from verify.models import forward_internals
+
+    ps = tuple(p.detach().requires_grad_(True) for p in params)
+    out, zs, hs = forward_internals(obj.arch, ps, obj.data.X)
+    deltas = torch.autograd.grad(data_loss(obj.data, out), zs, allow_unused=True)
+    return tuple((d if d is not None else torch.zeros_like(z), h.detach())
+                 for d, z, h in zip(deltas, zs, hs, strict=True))
