@@ -33,7 +33,7 @@ from verify.setting import Context, Scale, Setting, trajectory
 from verify.strategies import log_uniform
 from verify.theorem import Control, Theorem
 from verify.train import TrainResult
-from verify.trend import judge_trend, spearman
+from verify.trend import judge_trend, plot_spec, spearman
 from verify.verdict import Outcome, Verdict, combine, judge
 
 TOL = 1e-3  # THEOREMS.md "Spectra": rank_tol as in the Galanti code; also the ε of (c)
@@ -392,25 +392,9 @@ def pinned(scale: Scale) -> tuple[Setting, ...]:
 
 def plots(examples: list[dict], ctrls: list[dict]) -> list[dict]:
     """Rank against each trend's hyperparameter (mean over seeds), from the trend controls."""
-    out = []
-    for c in ctrls:
-        ser, det = c.get("series") or {}, c.get("details") or {}
-        if "x" not in ser or not ser.get("rank_tol"):
-            continue
-        xs = sorted(set(ser["x"]))
-        lines = []
-        for m in ("rank_tol", "stable_rank"):
-            ys = ser.get(m) or []
-            if not ys:
-                continue
-            mean = [sum(y for x, y in zip(ser["x"], ys, strict=False) if x == v)
-                    / max(1, sum(1 for x in ser["x"] if x == v)) for v in xs]
-            lines.append({"label": f"{m} (mean of seeds)", "x": xs, "y": mean})
-        out.append({"kind": "lines", "title": f"T5 {c.get('name')}",
-                    "caption": f"{c.get('description')} — {c.get('reason')}",
-                    "xlabel": str(det.get("field")), "ylabel": "hidden-layer rank",
-                    "xscale": "log", "lines": lines})
-    return out
+    specs = (plot_spec(c, ("rank_tol", "stable_rank"), "hidden-layer rank", "T5")
+             for c in ctrls)
+    return [s for s in specs if s is not None]
 
 
 THEOREM = Theorem(

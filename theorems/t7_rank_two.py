@@ -27,7 +27,7 @@ from verify.evidence import network_series
 from verify.setting import Context, Scale, Setting, Trained, realise, trajectory
 from verify.strategies import log_uniform
 from verify.theorem import Control, Theorem
-from verify.trend import judge_trend, spearman
+from verify.trend import judge_trend, plot_spec, spearman
 from verify.verdict import ROUNDING, Outcome, Verdict, combine, judge
 
 BATCH_SAMPLES = 200  # random batches drawn for ε̂ (plus one epoch's partition)
@@ -173,6 +173,12 @@ def pinned(scale: Scale) -> tuple[Setting, ...]:
                     loss="ce", seed=0, lr=0.05, steps=300, batch=4, polish=False))
 
 
+def plots(examples: list[dict], ctrls: list[dict]) -> list[dict]:
+    """σ_3/σ_1 and d_2(V) against μ (mean over seeds), from the trend control."""
+    specs = (plot_spec(c, ("sigma3/sigma1", "d_2"), "shape of V", "T7") for c in ctrls)
+    return [s for s in specs if s is not None]
+
+
 THEOREM = Theorem(
     id="T7",
     title="Approximately rank two (or one)",
@@ -195,4 +201,5 @@ THEOREM = Theorem(
            "ε̂ is a maximum over sampled batches (see details: eps_hat, batches_sampled).",
            "The exact bound holds at any V; it is typically VACUOUS after plain SGD "
            "(‖∇_V F‖/μ is large at a non-stationary point) and informative after polishing."),
+    plots=plots,
 )
