@@ -3,6 +3,7 @@ on the paper's pinned settings, and every negative control gets its expected ver
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import example, given, settings, target
@@ -148,3 +149,29 @@ def test_every_theorem_has_a_failing_control() -> None:
     # and the claims that can be violated have at least one FAIL control
     for tid in ("T0", "T1", "T3", "T4"):
         assert any(c.expected == Verdict.FAIL for c in registry()[tid].controls(QUICK)), tid
+
+
+@given(st.integers(1, 3), st.integers(2, 12), st.floats(0.0, 0.2), st.integers(0, 2**16))
+@settings(max_examples=40)
+def test_t5b_unrolled_bound_on_synthetic_sgd(B, T, eta_lam, seed) -> None:  # type: ignore[no-untyped-def]
+    """(b) on W_{t+1} = (1−ηλ)W_t − ηG_t with arbitrary rank-B G_t: never FAILs; reversing
+    the coefficients (old gradients weighted more, as momentum does) is caught."""
+    gen = torch.Generator().manual_seed(seed)
+    W = torch.randn(9, 8, generator=gen, dtype=torch.float64)
+    svs = [measures.singular_values(W).numpy()]
+    for _ in range(T):
+        G = torch.randn(9, B, generator=gen, dtype=torch.float64) @ torch.randn(
+            B, 8, generator=gen, dtype=torch.float64)
+        W = (1 - eta_lam) * W - 0.1 * G
+        svs.append(measures.singular_values(W).numpy())
+    out, _ = t5_sgd_rank._unrolled(np.stack(svs), 1 - eta_lam, B, B)
+    if out.margin == out.margin:
+        target(-out.margin, label="-slack (b) synthetic")
+    assert out.verdict != Verdict.FAIL, out.reason
+
+
+def test_t5b_detects_growing_old_directions() -> None:
+    """A trajectory whose step is full rank (W_{t+1} = 2W_t) violates (b) at s = 1."""
+    sv = np.array([[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]])
+    out, _ = t5_sgd_rank._unrolled(sv, 0.99, 1, 1)
+    assert out.verdict == Verdict.FAIL
