@@ -373,8 +373,9 @@ def controls(scale: Scale) -> tuple[Control, ...]:
                 Verdict.INCONCLUSIVE, tb,
                 _trend_check("batch", (2, 8, 32), +1)),
         Control("λ = 0", "no decay: rank_tol stays (almost) full at every η, so the η trend "
-                "is not supported (ρ CI contains 0; at η = 0.3 one layer of one seed loses a "
-                "direction, so the CI ends at 0, not above it)", Verdict.INCONCLUSIVE,
+                "is not supported (measured: mean hidden rank_tol 20.0 at η ≤ 0.1 and 19.7 in "
+                "two of three seeds at η = 0.3, against 4–6 with λ = 0.03; the ρ CI ends at "
+                "0, so the absence of a trend is narrow, not wide)", Verdict.INCONCLUSIVE,
                 replace(tb, lam=0.0), _trend_check("lr", (0.05, 0.1, 0.3), -1, ("rank_tol",))),
     )
 
