@@ -7,6 +7,7 @@ the CPU wheel on CPU machines, the CUDA build on GPU machines).
     nox -s regress   # quick verification vs the committed baseline (theory regression)
     nox -s lint      # ruff
     nox -s nightly   # thorough Hypothesis profile and a standard-scale verification
+    nox -s sweep     # T5's paper experiment: rank contours (resumable); -- --scale large
 """
 
 from __future__ import annotations
@@ -69,3 +70,12 @@ def nightly(session: nox.Session) -> None:
                 env={**ENV, "VERIFY_HYPOTHESIS_PROFILE": "thorough"})
     session.run("python", "-m", "verify", "run", "--scale", "standard", "--out",
                 "reports/runs/standard", "--overwrite", env=ENV)
+
+
+@nox.session
+def sweep(session: nox.Session) -> None:
+    """T5's paper experiment: average rank contours over (η, λ), (B, λ), (B, η); resumes an
+    interrupted sweep; report under reports/sweep/<scale>/sweep.md. Not run by default."""
+    _install(session)
+    session.run("python", "-m", "verify.sweep", "--out", "reports/sweep",
+                *(session.posargs or ["--scale", "standard"]), env=ENV)

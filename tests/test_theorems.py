@@ -3,11 +3,23 @@ on the paper's pinned settings, and every negative control gets its expected ver
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
-from hypothesis import example, given, settings
+import torch
+from hypothesis import example, given, settings, target
+from hypothesis import strategies as st
 
 from tests.conftest import TRAINING_EXAMPLES
-from theorems import t0_calibration, t1_euler, t2_alignment, t3_norms, t4_data_span
+from theorems import (
+    t0_calibration,
+    t1_euler,
+    t2_alignment,
+    t3_norms,
+    t4_data_span,
+    t5_sgd_rank,
+    t7_rank_two,
+)
+from verify import conv, measures
 from verify.setting import SCALES, Context
 from verify.theorem import registry
 from verify.verdict import Verdict
@@ -67,6 +79,56 @@ def test_t4_data_span(s) -> None:  # type: ignore[no-untyped-def]
     _holds(t4_data_span.check, s)
 
 
+def _target_parts(out, prefix: str) -> None:  # type: ignore[no-untyped-def]
+    """Steer Hypothesis towards the smallest slack of the parts named ``prefix``…"""
+    margins = [p["margin"] for k, p in out.details.get("parts", {}).items()
+               if k.startswith(prefix) and p["margin"] == p["margin"]]
+    if margins:
+        target(-min(margins), label=f"-slack {prefix}")
+
+
+@given(t5_sgd_rank.settings(QUICK))
+@example(t5_sgd_rank.pinned(QUICK)[0])
+@settings(max_examples=TRAINING_EXAMPLES)
+def test_t5_sgd_rank(s) -> None:  # type: ignore[no-untyped-def]
+    out = t5_sgd_rank.check(s, CTX)
+    _target_parts(out, "(b)")
+    _target_parts(out, "(a)")
+    # plain SGD never breaks (a), (b) or (e); (c) is at worst VACUOUS or INCONCLUSIVE
+    assert out.verdict != Verdict.FAIL, f"{out.reason}\nsetting: {s}\n{out.details}"
+
+
+@given(st.integers(1, 6), st.integers(1, 4), st.integers(2, 5), st.integers(1, 3),
+       st.integers(0, 2**16))
+@settings(max_examples=30)
+def test_t5a_conv_gradient_rank(B, channels, kernel, m, seed) -> None:  # type: ignore[no-untyped-def]
+    """(a) with weight sharing at random weights: rank ≤ min(c_out, d_in, B·m)."""
+    c = conv.Conv1d(channels, kernel * m, kernel, kernel, out_channels=12)
+    W, A = conv.init(c, seed)
+    gen = torch.Generator().manual_seed(seed)
+    X = torch.randn(B, channels, c.length, generator=gen, dtype=W.dtype)
+    Y = torch.randn(B, 1, generator=gen, dtype=W.dtype)
+    G, delta, P = conv.weight_gradient(c, W, A, X, Y)
+    tol = measures.outer_sum_rank_tol(delta, P, G)
+    r = measures.numerical_rank(G, tol) if tol > 0 else 0
+    target(float(r - min(12, c.d_in, B * c.patches)), label="rank − bound")
+    assert c.patches == m
+    assert r <= min(12, c.d_in, B * m)
+
+
+@given(t7_rank_two.settings(QUICK))
+@example(t7_rank_two.pinned(QUICK)[0])
+@settings(max_examples=TRAINING_EXAMPLES)
+def test_t7_rank_two(s) -> None:  # type: ignore[no-untyped-def]
+    out = t7_rank_two.check(s, CTX)
+    _target_parts(out, "exact")
+    # the exact form can FAIL; the paper forms never may (ε̂ underestimates ε)
+    assert out.verdict != Verdict.FAIL, f"{out.reason}\nsetting: {s}\n{out.details}"
+    for name, part in out.details["parts"].items():
+        if name.startswith("paper"):
+            assert part["verdict"] != "FAIL", name
+
+
 CONTROLS = [(thm.id, c) for thm in registry().values() for c in thm.controls(QUICK)]
 
 
@@ -87,3 +149,29 @@ def test_every_theorem_has_a_failing_control() -> None:
     # and the claims that can be violated have at least one FAIL control
     for tid in ("T0", "T1", "T3", "T4"):
         assert any(c.expected == Verdict.FAIL for c in registry()[tid].controls(QUICK)), tid
+
+
+@given(st.integers(1, 3), st.integers(2, 12), st.floats(0.0, 0.2), st.integers(0, 2**16))
+@settings(max_examples=40)
+def test_t5b_unrolled_bound_on_synthetic_sgd(B, T, eta_lam, seed) -> None:  # type: ignore[no-untyped-def]
+    """(b) on W_{t+1} = (1−ηλ)W_t − ηG_t with arbitrary rank-B G_t: never FAILs; reversing
+    the coefficients (old gradients weighted more, as momentum does) is caught."""
+    gen = torch.Generator().manual_seed(seed)
+    W = torch.randn(9, 8, generator=gen, dtype=torch.float64)
+    svs = [measures.singular_values(W).numpy()]
+    for _ in range(T):
+        G = torch.randn(9, B, generator=gen, dtype=torch.float64) @ torch.randn(
+            B, 8, generator=gen, dtype=torch.float64)
+        W = (1 - eta_lam) * W - 0.1 * G
+        svs.append(measures.singular_values(W).numpy())
+    out, _ = t5_sgd_rank._unrolled(np.stack(svs), 1 - eta_lam, B, B)
+    if out.margin == out.margin:
+        target(-out.margin, label="-slack (b) synthetic")
+    assert out.verdict != Verdict.FAIL, out.reason
+
+
+def test_t5b_detects_growing_old_directions() -> None:
+    """A trajectory whose step is full rank (W_{t+1} = 2W_t) violates (b) at s = 1."""
+    sv = np.array([[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]])
+    out, _ = t5_sgd_rank._unrolled(sv, 0.99, 1, 1)
+    assert out.verdict == Verdict.FAIL

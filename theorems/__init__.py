@@ -9,4 +9,6 @@ MODULES: tuple[str, ...] = (
     "t2_alignment",
     "t3_norms",
     "t4_data_span",
+    "t5_sgd_rank",
+    "t7_rank_two",
 )

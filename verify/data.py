@@ -3,7 +3,8 @@
 Rows are samples: X ∈ R^{n × d_0}. Targets are a float matrix for the squared loss, ±1 for
 the logistic loss and class indices for cross-entropy. ``labels`` keeps class indices where
 classes exist (used by the rank-collapse theorem). Nothing is downloaded: the only real data
-set is scikit-learn's bundled ``load_digits`` (1797 × 64, 10 classes).
+sets are scikit-learn's bundled ``load_digits`` (1797 × 64, 10 classes) and
+``load_diabetes`` (442 × 10, regression).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from torch import Tensor
 from verify.errors import UsageError, require
 
 LOSSES = ("squared", "logistic", "ce")
-KINDS = ("clusters", "teacher", "whitened", "random_labels", "subspace", "digits")
+KINDS = ("clusters", "teacher", "whitened", "random_labels", "subspace", "digits", "diabetes")
 # regression-only generators: their targets are real vectors
 SUPPORTED_LOSSES = {"teacher": ("squared",), "whitened": ("squared",),
-                    "subspace": ("squared", "logistic")}
+                    "subspace": ("squared", "logistic"), "diabetes": ("squared",)}
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,21 @@ def digits(n: int | None, seed: int, loss: str = "ce", classes: int = 10) -> Dat
                    f"digits(K={classes})", labels[idx])
 
 
+def diabetes(n: int | None, seed: int) -> Dataset:
+    """scikit-learn's bundled diabetes regression data (no download): 10 features and the
+    target standardised to mean 0, variance 1; a seeded random subset of ``n`` samples."""
+    from sklearn.datasets import load_diabetes
+
+    raw = load_diabetes()
+    X = (raw.data - raw.data.mean(0)) / raw.data.std(0)
+    y = (raw.target - raw.target.mean()) / raw.target.std()
+    total = len(y)
+    n = total if n is None else n
+    require(1 <= n <= total, "n", n, f"an integer in [1, {total}] for diabetes")
+    idx = np.random.default_rng(seed).permutation(total)[:n]
+    return _finish(X[idx], torch.as_tensor(y[idx, None]), "squared", "diabetes", None)
+
+
 def make(kind: str, n: int, d: int, d_out: int, seed: int, loss: str = "squared",
          dim: int | None = None) -> Dataset:
     """Dispatch on ``kind`` (one of :data:`KINDS`)."""
@@ -177,6 +193,8 @@ def make(kind: str, n: int, d: int, d_out: int, seed: int, loss: str = "squared"
     require(kind != "digits" or loss != "squared" or 2 <= d_out <= 10, "d_out", d_out,
             "the number of digit classes, 2..10, for digits with the squared loss")
     require(loss != "ce" or d_out >= 2, "d_out", d_out, "≥ 2 for the cross-entropy loss")
+    require(kind != "diabetes" or (d == 10 and d_out == 1), "widths", (d, d_out),
+            "d_0 = 10 inputs and d_out = 1 output for diabetes")
     classes = 2 if loss == "logistic" else max(d_out, 2)
     if kind in ("clusters", "random_labels"):
         make_fn = clusters if kind == "clusters" else random_labels
@@ -189,6 +207,8 @@ def make(kind: str, n: int, d: int, d_out: int, seed: int, loss: str = "squared"
         return teacher(n, d, d_out, seed)
     if kind == "whitened":
         return whitened(n, d, d_out, seed, dim)
+    if kind == "diabetes":
+        return diabetes(n, seed)
     if kind == "subspace":
         return subspace(n, d, dim if dim is not None else max(1, d // 2), d_out, seed, loss)
     return digits(n, seed, loss, classes=min(10, classes) if loss != "squared" else d_out)

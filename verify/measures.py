@@ -103,3 +103,23 @@ def outside_span(W1: Tensor, P_perp: Tensor) -> float:
 def frobenius_all(tensors: Sequence[Tensor]) -> float:
     """‖θ‖ = sqrt(Σ ‖T‖_F²) over several tensors."""
     return float(sum(float((t.detach().double() ** 2).sum()) for t in tensors) ** 0.5)
+
+
+EPS64 = 2.220446049250313e-16
+
+
+def outer_sum_rank_tol(a: Tensor, b: Tensor, G: Tensor) -> float:
+    """Relative singular-value level below which σ_i(Ĝ)/‖Ĝ‖_F is float64 rounding, for a
+    matrix G = Σ_{k≤N} a_k b_kᵀ computed in float64 (rows of ``a``, ``b`` are the terms).
+
+    A sum of N products has an entrywise error ≤ N·eps·Σ_k |a_k||b_k|ᵀ (Higham, summation
+    bound), so ‖Ĝ − G‖_F ≤ N·eps·Σ_k ‖a_k‖‖b_k‖; a backward-stable SVD adds ≤ d·eps·‖G‖_F
+    (d = the larger dimension). By Weyl, σ_{r+1}(Ĝ) is at most their sum when rank G = r.
+    """
+    a2 = a.detach().reshape(-1, a.shape[-1]).to(torch.float64)
+    b2 = b.detach().reshape(-1, b.shape[-1]).to(torch.float64)
+    fro = frobenius(G)
+    if fro == 0.0:
+        return 0.0
+    terms = float((torch.linalg.norm(a2, dim=1) * torch.linalg.norm(b2, dim=1)).sum())
+    return EPS64 * (a2.shape[0] * terms + max(G.shape) * fro) / fro

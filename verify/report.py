@@ -626,6 +626,13 @@ def _fig_plot_spec(spec: dict, index: int) -> _Figure | None:
                    str(spec.get("caption", "")), _png(fig))
 
 
+def render_plot(spec: dict) -> bytes | None:
+    """PNG bytes of one plot spec (:data:`PLOT_SPEC`), None when it has nothing to draw; for
+    reports of their own (verify.sweep)."""
+    fig = _fig_plot_spec(spec, 0)
+    return None if fig is None else fig.png
+
+
 def _theorem_figures(theorem: dict) -> list[_Figure]:
     """All figures for one theorem; a figure whose data breaks plotting becomes an error note."""
     examples, controls = _dicts(theorem.get("examples")), _dicts(theorem.get("controls"))

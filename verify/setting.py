@@ -70,6 +70,7 @@ class Setting:
     optimizer: str = "gd"
     polish: bool = True
     dim: int | None = None
+    batch: int | None = None  # mini-batch size B of the first phase; None = full batch
 
     def __post_init__(self) -> None:
         require(isinstance(self.lam, (int, float)) and not isinstance(self.lam, bool)
@@ -91,6 +92,9 @@ class Setting:
         require(self.loss in datasets.LOSSES, "loss", self.loss,
                 f"one of {', '.join(datasets.LOSSES)}")
         TrainConfig(lr=self.lr, steps=self.steps, optimizer=self.optimizer)  # validates
+        require(self.batch is None or (isinstance(self.batch, int)
+                                       and 1 <= self.batch <= self.n), "batch", self.batch,
+                f"None (full batch) or an integer in [1, n={self.n}]")
         self.architecture()  # validates widths and activation
 
     def architecture(self) -> Architecture:
@@ -110,7 +114,8 @@ class Setting:
 
     def train_config(self, max_seconds: float) -> TrainConfig:
         return TrainConfig(lr=self.lr, steps=self.steps, optimizer=self.optimizer,
-                           polish=self.polish, max_seconds=max_seconds)
+                           polish=self.polish, max_seconds=max_seconds, batch=self.batch,
+                           batch_seed=self.seed + 104729)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -188,6 +193,14 @@ def realise(setting: Setting, ctx: Context, observer: Observer | None = None) ->
         torch.save(out, tmp)
         os.replace(tmp, path)
     return out
+
+
+def trajectory(setting: Setting, ctx: Context, observer: Observer | None = None
+               ) -> TrainResult:
+    """Train ``setting`` without certifying it: for claims about the optimiser's trajectory
+    itself (SGD iterates are not stationary points, THEOREMS.md T5)."""
+    return train(setting.objective(ctx.device), setting.init(ctx.device),
+                 setting.train_config(ctx.max_seconds), observer)
 
 
 def default_device(name: str) -> str:

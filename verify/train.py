@@ -1,10 +1,11 @@
 """Training to stationarity of F(θ) = L̂(θ) + (λ/2) Σ‖W_k‖_F².
 
-The route: full-batch gradient descent with a fixed step (the dynamics the theorems and
-the papers' code use; an ``observer`` sees every iterate, so exact trajectory identities can
-be checked), then L-BFGS polishing with a strong-Wolfe line search in float64, then — for
-ReLU-type networks, whose minimisers sit on kinks where L-BFGS stalls — the smoothing
-continuation of :mod:`verify.kinks`. Non-finite losses stop training with a reason.
+The route: full-batch gradient descent (or mini-batch SGD, :mod:`verify.sgd`) with a fixed
+step (the dynamics the theorems and the papers' code use; an ``observer`` sees every
+iterate, so exact trajectory identities can be checked), then L-BFGS polishing with a
+strong-Wolfe line search in float64, then — for ReLU-type networks, whose minimisers sit
+on kinks where L-BFGS stalls — the smoothing continuation of :mod:`verify.kinks`.
+Non-finite losses stop training with a reason.
 
 Momentum (heavy ball, coupled decay) and Adam (coupled decay) are available as the
 negative controls of the trajectory identity (THEOREMS.md, T4).
@@ -27,6 +28,7 @@ from verify.data import check_finite
 from verify.errors import require
 from verify.models import KinkSlopes, Params
 from verify.objective import Objective, flat, unflat
+from verify.sgd import batches, on_batch
 
 OPTIMIZERS = ("gd", "momentum", "adam")
 DENSE_NEWTON = 2500  # parameters; above it Newton uses MINRES on Hessian–vector products
@@ -48,6 +50,8 @@ class TrainConfig:
     target: float = 1e-10
     max_seconds: float = 60.0
     record_every: int = 10
+    batch: int | None = None  # mini-batch size B (None: full batch), see verify.sgd
+    batch_seed: int = 0
 
     def __post_init__(self) -> None:
         require(math.isfinite(self.lr) and self.lr > 0, "lr", self.lr, "a finite number > 0")
@@ -103,10 +107,12 @@ def _gd_phase(obj: Objective, params: Params, cfg: TrainConfig, observer: Observ
     buf = [torch.zeros_like(p) for p in ps]
     sq = [torch.zeros_like(p) for p in ps]
     b1, b2, eps = 0.9, 0.999, 1e-8
+    # Mini-batch SGD: the batch objective F_b replaces F; decay stays coupled (in ∇F_b).
+    sampler = None if cfg.batch is None else batches(obj.data.n, cfg.batch, cfg.batch_seed)
     if observer is not None:
         observer(0, tuple(ps))
     for t in range(1, cfg.steps + 1):
-        g = obj.grad(tuple(ps))
+        g = (obj if sampler is None else on_batch(obj, next(sampler))).grad(tuple(ps))
         if cfg.optimizer == "gd":
             ps = [p - cfg.lr * gi for p, gi in zip(ps, g, strict=True)]
         elif cfg.optimizer == "momentum":
