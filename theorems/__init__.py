@@ -9,4 +9,6 @@ MODULES: tuple[str, ...] = (
     "t2_alignment",
     "t3_norms",
     "t4_data_span",
+    "t6_rank_collapse",
+    "t8_merging",
 )
