@@ -135,11 +135,12 @@ def sweeps(scale: Scale) -> tuple[Sweep, ...]:
     examples: their nets sit at rank K exactly for every λ ≥ 3e-3 (measured), no trend."""
     quick = scale.name == "quick"
     seeds = (0, 1) if quick else (0, 1, 2, 3)
-    lams = (1e-3, 1e-2, 1e-1) if quick else (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
-    out = [Sweep(Setting(widths=(64, 10, 10, 4), activation="tanh", n=30, data="digits",
+    lams = (2e-3, 1e-2, 5e-2) if quick else (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+    n = 24 if quick else 40
+    out = [Sweep(Setting(widths=(64, 10, 10, 4), activation="tanh", n=n, data="digits",
                          loss="squared", lr=0.05, steps=300), lams, seeds)]
     if mnist_available():
-        out.append(Sweep(Setting(widths=(49, 10, 10, 4), activation="tanh", n=30,
+        out.append(Sweep(Setting(widths=(49, 10, 10, 4), activation="tanh", n=n,
                                  data="mnist", loss="squared", lr=0.05, steps=300),
                          lams, seeds))
     return tuple(out)

@@ -85,20 +85,23 @@ def check_merge(ms: MergeSetting, ctx: Context) -> Outcome:
 
 
 def check_search(search: OverlapSearch, ctx: Context) -> Outcome:
-    """The smallest angle (shrunk by Hypothesis) at which the sum fails its claim."""
+    """The smallest angle (shrunk by Hypothesis) at which the sum performs worse than the
+    individual net on some task: the claim's own words, "as well as", with no tolerance
+    (the first-layer tolerance widens with ε until it allows chance accuracy, so it cannot
+    locate a boundary)."""
     seen: dict[int, dict[str, Any]] = {}
 
     def breaks(angle: int) -> bool:
         rep = evaluate(replace(search.base, angle=float(angle)), ctx, multitask=False)
-        parts = _parts(rep)
-        broke = any(o.verdict == Verdict.FAIL for k, o in parts.items() if k.startswith("claim"))
-        seen[angle] = {"angle": angle, "overlap": rep.overlap, "broke": broke,
+        drop = max(rep.tasks[t].accuracy["individual"] - rep.tasks[t].accuracy["sum"]
+                   for t in "AB")
+        seen[angle] = {"angle": angle, "overlap": rep.overlap, "broke": drop > 0,
                        "leak_ratio": max(rep.tasks[t].leak_ratio for t in "AB"),
                        "accuracy_ratio": min(rep.tasks[t].accuracy["sum"]
                                              / max(rep.tasks[t].accuracy["individual"], 1e-300)
                                              for t in "AB"),
                        "cross": max(rep.tasks[t].cross for t in "AB")}
-        return broke
+        return drop > 0
 
     try:
         angle = find(st.integers(0, 90), breaks, settings=settings(
@@ -108,8 +111,10 @@ def check_search(search: OverlapSearch, ctx: Context) -> Outcome:
     except NoSuchExample:
         angle = None
     curve = sorted(seen.values(), key=lambda r: r["angle"])
+    held = [r["angle"] for r in curve if not r["broke"] and (angle is None or r["angle"] < angle)]
     details = {"boundary_angle": angle, "evaluated": curve,
-               "boundary_overlap": seen[angle]["overlap"] if angle is not None else None}
+               "boundary_overlap": seen[angle]["overlap"] if angle is not None else None,
+               "largest_angle_held_below": max(held, default=None)}
     series = {"overlap_curve": curve}
     if angle is None:
         return Outcome(Verdict.PASS, math.nan, 1.0, math.nan,
@@ -118,12 +123,12 @@ def check_search(search: OverlapSearch, ctx: Context) -> Outcome:
     eps = seen[angle]["overlap"]
     if angle == 0:
         return Outcome(Verdict.FAIL, 0.0, 0.0, 0.0,
-                       "the merge breaks already at ε = 0 (orthogonal inputs)",
-                       details=details, series=series)
+                       "the sum is less accurate than the individual nets already at ε = 0 "
+                       "(orthogonal inputs)", details=details, series=series)
     return Outcome(Verdict.PASS, eps, 1.0, 1.0 - eps,
-                   f"the merge holds at ε = 0 and breaks first at {angle}° (ε = {eps:.3g}, "
-                   f"shrunk by Hypothesis over {len(seen)} angles)", details=details,
-                   series=series)
+                   f"the sum is as accurate as the individual nets at ε = 0 and first loses "
+                   f"accuracy at {angle}° (ε = {eps:.3g}; shrunk by Hypothesis over "
+                   f"{len(seen)} angles)", details=details, series=series)
 
 
 def check(s: MergeSetting | OverlapSearch, ctx: Context) -> Outcome:
@@ -140,14 +145,12 @@ def pinned(scale: Scale) -> tuple[MergeSetting | OverlapSearch, ...]:
     claim: small steps, then polished to stationarity) and deep ReLU (claimed in v1 only),
     and the overlap search on synthetic blocks."""
     quick = scale.name == "quick"
-    search_net = (MergeSetting("blocks", 0.0, (8, 12, 12, 3), "identity", lam=0.05, n=24,
-                               lr=0.05, steps=600, polish=True) if quick else
-                  MergeSetting("blocks", 0.0, (8, 16, 3), "relu", lam=0.1, n=24, lr=0.3))
+    search_net = MergeSetting("blocks", 0.0, (8, 16, 3), "relu", lam=0.1, n=24, lr=0.3)
     return (_digits(scale),
-            replace(_digits(scale), widths=(64, 16, 16, 4), activation="identity", lr=0.05,
-                    steps=600, polish=True),
+            replace(_digits(scale), widths=(64, 16, 16, 4), activation="identity", lam=0.03,
+                    lr=0.05, steps=600, polish=True),
             replace(_digits(scale), widths=(64, 16, 16, 4), lr=0.1),
-            OverlapSearch(search_net, 8 if quick else 20))
+            OverlapSearch(search_net, 6 if quick else 20))
 
 
 def controls(scale: Scale) -> tuple[Control, ...]:
@@ -217,7 +220,7 @@ THEOREM = Theorem(
            "first-layer tolerance whenever a cross term is non-zero.",
            "ReLU nets are trained by fixed-step GD only (deterministic); they are not "
            "certified stationary, which the exact leakage bound does not need.",
-           "The quick overlap search uses a deep linear net (ReLU certificates cost ~2 s "
-           "per net here); the standard scale searches a shallow ReLU net."),
+           "The overlap search asks for the smallest angle at which the sum is less "
+           "accurate than an individual net on its task (the claim's words, no tolerance)."),
     plots=plots,
 )

@@ -22,8 +22,10 @@ import torch
 from torch import Tensor
 
 from verify import measures
+from verify.certificate import Stationarity
 from verify.internals import internals
-from verify.models import weights
+from verify.models import Params, weights
+from verify.objective import Objective
 from verify.setting import Trained
 
 
@@ -72,25 +74,30 @@ def tcv(Z: Tensor, labels: Tensor, classes: int) -> float:
 
 def profile(t: Trained) -> list[LayerCollapse]:
     """Every layer's collapse measurements at the trained point (needs class labels, λ > 0)."""
-    data = t.objective.data
+    return profile_at(t.objective, t.result.params, t.stationarity)
+
+
+def profile_at(obj: Objective, params: Params, st: Stationarity) -> list[LayerCollapse]:
+    """The same at any θ with its residuals ``st`` (the bound holds everywhere)."""
+    data = obj.data
     if data.labels is None:
         raise ValueError(f"{data.name} has no class labels")
     lab = data.labels
     K = int(lab.max()) + 1
-    lam = t.objective.lam
-    it = internals(t.objective, t.result.params, t.stationarity.slopes)
+    lam = obj.lam
+    it = internals(obj, params, st.slopes)
     out = []
-    for k, w in enumerate(weights(t.objective.arch, t.result.params)):
+    for k, w in enumerate(weights(obj.arch, params)):
         Z, delta = it.inputs[k], it.errors[k]
         C = within_class(Z, lab, K)
         within = float((torch.linalg.norm(delta, dim=1) * torch.linalg.norm(C, dim=1)).sum()
                        ) / (lam * it.n)
-        sharp = measures.frobenius(t.stationarity.R[k] - delta.T @ C / (lam * it.n))
+        sharp = measures.frobenius(st.R[k] - delta.T @ C / (lam * it.n))
         total = float(torch.linalg.norm(Z - Z.mean(0), dim=1).mean())
         tv = tcv(Z, lab, K)
         out.append(LayerCollapse(
             k + 1, K, measures.tail_distance(w, K), measures.relative_tail_distance(w, K),
             measures.gap_ratio(w, K), measures.frobenius(w), within,
-            measures.frobenius(t.stationarity.R[k]), sharp, tv,
+            measures.frobenius(st.R[k]), sharp, tv,
             tv / total if total > 0 else 0.0, K < min(w.shape)))
     return out

@@ -24,10 +24,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from verify.certificate import Stationarity
 from verify.data import Dataset, pair_kind
 from verify.internals import internals
 from verify.models import Architecture, Params, forward
-from verify.objective import data_loss
+from verify.objective import Objective, data_loss
 from verify.setting import Context, Setting, Trained, realise
 
 TIES_KEEP = 0.2  # TIES-merging's default density (Yadav et al., 2023)
@@ -145,19 +146,25 @@ class Leakage:
 
 def leakage(other: Trained, own: Trained, X: Tensor) -> Leakage:
     """First-layer leakage of ``other`` on the inputs X of ``own``'s task, with its bound."""
-    lam = other.objective.lam
-    W1 = other.result.params[0]
-    m = (X @ W1.T).norm(dim=1)
-    mine = (X @ own.result.params[0].T).norm(dim=1)
+    return leakage_at(other.objective, other.result.params, other.stationarity, X,
+                      own.result.params[0])
+
+
+def leakage_at(obj: Objective, params: Params, st: Stationarity, X: Tensor, W1_own: Tensor
+               ) -> Leakage:
+    """The same for any θ of the other net with its residuals ``st`` (exact everywhere)."""
+    lam = obj.lam
+    m = (X @ params[0].T).norm(dim=1)
+    mine = (X @ W1_own.T).norm(dim=1)
     if lam == 0:
         nan = torch.full_like(m, math.nan)
         return Leakage(m, nan, mine, math.nan)
-    it = internals(other.objective, other.result.params, other.stationarity.slopes)
+    it = internals(obj, params, st.slopes)
     dn = it.errors[0].norm(dim=1)  # ‖δ_{1,j}‖
     inner = (it.inputs[0] @ X.T).abs()  # |⟨x_j^B, x⟩|, n_B × n_A
-    R1 = other.stationarity.R[0]
+    R1 = st.R[0]
     b = (dn[:, None] * inner).sum(0) / (lam * it.n) + (X @ R1.T).norm(dim=1)
-    g1 = other.stationarity.g[0]
+    g1 = st.g[0]
     scale = float((R1.norm() + g1.norm() / lam) * X.norm(dim=1).max())
     return Leakage(m, b, mine, scale)
 
