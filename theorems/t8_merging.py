@@ -68,7 +68,8 @@ def _parts(rep: MergeReport) -> dict[str, Outcome]:
         if math.isfinite(t.leak_bound):
             parts[f"leakage {other}→{me}"] = judge(
                 t.leak_measured, t.leak_bound, t.leak_rounding,
-                f"‖W₁^{other} X_{me}‖ ≤ Σ_x bound", require_certificate=False)
+                f"‖W₁^{other} X_{me}‖ ≤ Σ_x bound", require_certificate=False,
+                trivial=t.leak_own)  # a bound as large as ‖W₁^{me} X_{me}‖ says nothing
         acc, ind = t.accuracy["sum"], t.accuracy["individual"]
         # the drop the argument allows; allowing a fall to chance level says nothing
         parts[f"claim on {me}"] = judge(

@@ -186,6 +186,7 @@ class TaskReport:
     leak_worst: float  # max_x (‖W^B x‖ − bound(x))/rounding scale
     leak_rounding: float
     leak_ratio: float
+    leak_own: float  # ‖W_1^A X_A‖_F, the signal the leakage is compared with
     cross: float  # ‖f_sum − f_A(merged first layer)‖_F / ‖f_A‖_F
     first_layer_change: float  # ‖f_A(merged first layer) − f_A‖_F / ‖f_A‖_F
     tolerance_accuracy: float  # accuracy the first-layer argument guarantees
@@ -248,6 +249,7 @@ def evaluate(ms: MergeSetting, ctx: Context, multitask: bool = True) -> MergeRep
             leak_measured=float(leak.measured.norm()), leak_bound=float(leak.bound.norm()),
             leak_worst=float(((leak.measured - leak.bound) / max(leak.rounding, 1e-300)).max()),
             leak_rounding=leak.rounding, leak_ratio=leak.ratio(),
+            leak_own=float(leak.own.norm()),
             cross=float((outs["sum"] - f_first).norm()) / norm,
             first_layer_change=float((f_first - own).norm()) / norm,
             tolerance_accuracy=float((mg > 2 * change).double().mean()),
