@@ -116,7 +116,7 @@ def check_sweep(sw: Sweep, ctx: Context) -> Outcome:
             ("d_K vs TCV", col["tcv"], col["relative_tail"], +1, None),
             ("σ_{K+1}/σ_1 vs TCV", col["tcv"], col["gap"], +1, None),
             ("d_K vs depth", col["layer"], col["relative_tail"], -1, net)):
-        tr = rank_trend(x, y, net, strata)
+        tr = rank_trend(x, y, net, strata, design=col["lam"])
         trends[name] = asdict(tr)
         parts[name] = judge_trend(tr, sign, name)
     # the exact bound on every network of the sweep, too
@@ -208,7 +208,8 @@ THEOREM = Theorem(
     check=check,
     controls=controls,
     pinned=pinned,
-    notes=("Trends use Spearman's ρ with a 95% bootstrap interval that resamples networks; "
+    notes=("Trends use Spearman's ρ with a 95% bootstrap interval that resamples the seeds "
+           "at each λ of the sweep; "
            "PASS only when it excludes the wrong sign. The λ trend is the mean within-layer "
            "ρ, the depth trend the mean within-network ρ; the TCV trend is pooled.",
            "A distance d_K below the layer's relative residual is set to 0 (a tie): the "

@@ -175,12 +175,13 @@ def plots(examples: list[dict], ctrls: list[dict]) -> list[dict]:
                 f"{len(st_.get('widths', [])) - 1} λ={st_.get('lam')} {st_.get('angle')}°")
         if tasks:
             cats = [m for m in METHODS if m in tasks["A"]["accuracy"]]
-            out.append({"kind": "bars", "title": f"T8 merge accuracy: {name}",
-                        "caption": "training accuracy per method on each task",
-                        "xlabel": "method", "ylabel": "accuracy", "categories": cats,
-                        "groups": [{"label": f"task {t}",
-                                    "values": [tasks[t]["accuracy"][m] for m in cats]}
-                                   for t in "AB"]})
+            for metric in ("accuracy", "loss"):
+                out.append({"kind": "bars", "title": f"T8 merge {metric}: {name}",
+                            "caption": f"training {metric} per method on each task",
+                            "xlabel": "method", "ylabel": metric, "categories": cats,
+                            "groups": [{"label": f"task {t}",
+                                        "values": [tasks[t][metric][m] for m in cats]}
+                                       for t in "AB"]})
         curve = det.get("evaluated")
         if curve:
             xs = [r["overlap"] for r in curve]

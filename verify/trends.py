@@ -49,19 +49,25 @@ def stratified(x: np.ndarray, y: np.ndarray, strata: np.ndarray) -> float:
 
 
 def rank_trend(x: Sequence[float], y: Sequence[float], groups: Sequence[int] | None = None,
-               strata: Sequence[int] | None = None, seed: int = 0) -> Trend:
+               strata: Sequence[int] | None = None, design: Sequence[float] | None = None,
+               seed: int = 0) -> Trend:
     """ρ(x, y) with a percentile bootstrap interval; ``groups`` names the independent unit
-    of each point (points of one network move together) and whole groups are resampled;
-    with ``strata`` ρ is the mean within-stratum ρ (:func:`stratified`)."""
+    of each point (points of one network move together) and whole groups are resampled,
+    within each ``design`` level when given (a sweep fixes its λ values and draws seeds: the
+    seeds are resampled per λ); with ``strata`` ρ is the mean within-stratum ρ."""
     xa, ya = np.asarray(x, float), np.asarray(y, float)
     g = np.arange(len(xa)) if groups is None else np.asarray(groups)
     sa = np.zeros(len(xa), int) if strata is None else np.asarray(strata)
+    da = np.zeros(len(xa)) if design is None else np.asarray(design, float)
     units = np.unique(g)
     members = [np.flatnonzero(g == u) for u in units]
+    level = np.array([da[m[0]] for m in members])
+    blocks = [np.flatnonzero(level == v) for v in np.unique(level)]
     rng = np.random.default_rng(seed)
     rhos = []
     for _ in range(BOOTSTRAP):
-        idx = np.concatenate([members[i] for i in rng.integers(0, len(units), len(units))])
+        pick = np.concatenate([rng.choice(b, len(b)) for b in blocks])
+        idx = np.concatenate([members[i] for i in pick])
         r = stratified(xa[idx], ya[idx], sa[idx])
         if math.isfinite(r):
             rhos.append(r)
