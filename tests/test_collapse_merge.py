@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -106,6 +107,13 @@ def test_mnist_is_real_and_seeded() -> None:
 
 
 # ---------------------------------------------------------------- trends
+
+@given(st.lists(st.integers(0, 4), min_size=1, max_size=12))
+def test_average_ranks_match_scipy(a: list[int]) -> None:
+    from scipy.stats import rankdata
+
+    assert list(trends.average_ranks(np.asarray(a, float))) == list(rankdata(a))
+
 
 def test_trend_verdicts_follow_the_interval() -> None:
     x = list(range(12))
