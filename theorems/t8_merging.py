@@ -151,7 +151,7 @@ def pinned(scale: Scale) -> tuple[MergeSetting | OverlapSearch, ...]:
             replace(_digits(scale), widths=(64, 16, 16, 4), activation="identity", lam=0.03,
                     lr=0.05, steps=600, polish=True),
             replace(_digits(scale), widths=(64, 16, 16, 4), lr=0.1),
-            OverlapSearch(search_net, 6 if quick else 20))
+            OverlapSearch(search_net, 4 if quick else 20))
 
 
 def controls(scale: Scale) -> tuple[Control, ...]:
