@@ -140,3 +140,19 @@ def test_t8_leakage_bound(s) -> None:  # type: ignore[no-untyped-def]
     for name, part in out.details["parts"].items():
         if name.startswith("leakage"):  # exact: never fails; the claim itself may
             assert part["verdict"] != "FAIL", f"{part['reason']}\n{s}"
+
+
+def test_t8_overlap_search_reports_a_consistent_boundary() -> None:
+    """A cheap deep linear pair: whatever boundary Hypothesis shrinks to, the sum lost
+    accuracy there and held at every smaller angle it tried."""
+    base = merge.MergeSetting("blocks", 0.0, (6, 8, 8, 2), "identity", lam=0.03, n=12,
+                              lr=0.05, steps=300, polish=True)
+    out = t8_merging.check(t8_merging.OverlapSearch(base, 3, 10), CTX)
+    angle = out.details["boundary_angle"]
+    curve = out.details["evaluated"]
+    assert all(r["angle"] % 10 == 0 for r in curve)
+    if angle is None:
+        assert out.verdict == Verdict.PASS and not any(r["broke"] for r in curve)
+    else:
+        assert next(r for r in curve if r["angle"] == angle)["broke"]
+        assert out.verdict == (Verdict.FAIL if angle == 0 else Verdict.PASS)

@@ -42,9 +42,11 @@ class OverlapSearch:
 
     base: MergeSetting
     max_examples: int = 12
+    step: int = 1  # angle resolution in degrees (each angle tried trains two nets)
 
     def to_json(self) -> dict[str, Any]:
-        return {"search": True, **self.base.to_json(), "max_examples": self.max_examples}
+        return {"search": True, **self.base.to_json(), "max_examples": self.max_examples,
+                "step": self.step}
 
 
 @st.composite
@@ -105,7 +107,8 @@ def check_search(search: OverlapSearch, ctx: Context) -> Outcome:
         return drop > 0
 
     try:
-        angle = find(st.integers(0, 90), breaks, settings=settings(
+        angle = find(st.integers(0, 90 // search.step).map(lambda i: i * search.step), breaks,
+                     settings=settings(
             max_examples=search.max_examples, database=None, deadline=None,
             phases=[Phase.generate, Phase.shrink], verbosity=Verbosity.quiet,
             suppress_health_check=list(HealthCheck)))
@@ -151,7 +154,7 @@ def pinned(scale: Scale) -> tuple[MergeSetting | OverlapSearch, ...]:
             replace(_digits(scale), widths=(64, 16, 16, 4), activation="identity", lam=0.03,
                     lr=0.05, steps=600, polish=True),
             replace(_digits(scale), widths=(64, 16, 16, 4), lr=0.1),
-            OverlapSearch(search_net, 4 if quick else 20))
+            OverlapSearch(search_net, 4, 3) if quick else OverlapSearch(search_net, 20))
 
 
 def controls(scale: Scale) -> tuple[Control, ...]:
