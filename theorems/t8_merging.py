@@ -145,12 +145,14 @@ def _digits(scale: Scale, **kw: Any) -> MergeSetting:
 
 
 def pinned(scale: Scale) -> tuple[MergeSetting | OverlapSearch, ...]:
-    """The digits pair with shallow ReLU (v2's GD claim), deep linear (v2's gradient-flow
+    """The digits pair with shallow ReLU (v2's GD claim; wider ones beyond the quick
+    scale), deep linear (v2's gradient-flow
     claim: small steps, then polished to stationarity) and deep ReLU (claimed in v1 only),
     and the overlap search on synthetic blocks."""
     quick = scale.name == "quick"
     search_net = MergeSetting("blocks", 0.0, (8, 16, 3), "relu", lam=0.1, n=24, lr=0.3)
-    return (_digits(scale),
+    wide = () if quick else tuple(replace(_digits(scale), widths=(64, h, 4)) for h in (64, 128))
+    return (_digits(scale), *wide,
             replace(_digits(scale), widths=(64, 16, 16, 4), activation="identity", lam=0.03,
                     lr=0.05, steps=600, polish=True),
             replace(_digits(scale), widths=(64, 16, 16, 4), lr=0.1),
@@ -221,6 +223,11 @@ THEOREM = Theorem(
     notes=("Tolerance of the claim: samples whose margin under f_A exceeds 2·Π_{k≥2}‖W_k^A‖₂ "
            "times the leakage bound must stay correct; cross terms above the first layer "
            "are outside the argument and are reported, not excused.",
+           "Measured on the digits pair at ε = 0 (shallow ReLU, λ = 0.1, n = 30 per task): the "
+           "cross term falls with the hidden width h, ‖cross‖/‖f‖ = 0.52/0.47 (tasks A/B) at "
+           "h = 16, 0.20/0.23 at h = 64, 0.09/0.11 at h = 128, and the sum's accuracy equals "
+           "the individual nets' from h = 64 on (h = 16: B drops 0.933 → 0.900). The claim "
+           "is a wide-network statement; the standard scale adds h = 64 and 128.",
            "Loss ratios are reported in the details; the loss of the sum is not within the "
            "first-layer tolerance whenever a cross term is non-zero.",
            "ReLU nets are trained by fixed-step GD only (deterministic); they are not "
