@@ -10,5 +10,7 @@ MODULES: tuple[str, ...] = (
     "t3_norms",
     "t4_data_span",
     "t5_sgd_rank",
+    "t6_rank_collapse",
     "t7_rank_two",
+    "t8_merging",
 )

