@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from tests.conftest import TRAINING_EXAMPLES
 from theorems import t6_rank_collapse, t8_merging
-from verify import collapse, data, merge, trends
+from verify import collapse, data, merge
+from verify import trend as trends
 from verify.certificate import stationarity
 from verify.models import Architecture, forward, init_params
 from verify.objective import Objective

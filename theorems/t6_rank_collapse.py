@@ -10,7 +10,7 @@ and the within-class variability TCV_l = (1/n) Σ ‖z_i − μ_{c(i)}‖ drives
 The bound is VACUOUS when it is ≥ ‖W_l‖_F (D_K ≤ ‖W_l‖_F always).
 [trend] as λ grows and as TCV falls, d_K(W_l) and σ_{K+1}/σ_1 fall; deeper layers sit nearer
 rank K. Trends are tested over a sweep of λ × seeds (one network per point) by Spearman's ρ
-with a bootstrap interval over networks (:mod:`verify.trends`).
+with a bootstrap interval over networks (:mod:`verify.trend`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from verify.evidence import network_series
 from verify.setting import Context, Scale, Setting, realise
 from verify.strategies import log_uniform
 from verify.theorem import Control, Theorem
-from verify.trends import judge_trend, rank_trend
+from verify.trend import judge_trend, rank_trend
 from verify.verdict import Outcome, Verdict, combine, judge
 
 

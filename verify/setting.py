@@ -87,8 +87,9 @@ class Setting:
                 and self.init_scale > 0, "init_scale", self.init_scale, "a finite number > 0")
         require(isinstance(self.widths, (tuple, list)), "widths", self.widths,
                 "a tuple of positive integers (d_0, …, d_L)")
-        require(self.data in datasets.KINDS, "data", self.data,
-                f"one of {', '.join(datasets.KINDS)}")
+        require(isinstance(self.data, str) and (self.data in datasets.KINDS
+                                                or self.data.startswith("pair:")),
+                "data", self.data, f"one of {', '.join(datasets.KINDS)} or a task-pair name")
         require(self.loss in datasets.LOSSES, "loss", self.loss,
                 f"one of {', '.join(datasets.LOSSES)}")
         TrainConfig(lr=self.lr, steps=self.steps, optimizer=self.optimizer)  # validates

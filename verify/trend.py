@@ -1,10 +1,11 @@
 """Statistical trends: Spearman rank correlation with a bootstrap confidence interval.
 
-A [trend] claim of THEOREMS.md ("rank falls as λ grows") is tested over a grid with several
-seeds per grid point: ρ = Spearman(x, y) over all runs, and a percentile bootstrap interval
-obtained by resampling runs with replacement (seeded). The claim's sign is supported only
-when the whole interval lies on it; an interval on the wrong side refutes it; an interval
-containing 0 (or an undefined ρ, e.g. all y equal) decides nothing.
+A [trend] claim of THEOREMS.md ("rank falls as λ grows") cannot be shown by one pair of
+runs: it is tested as Spearman's ρ over many networks (seeds × grid values) with a
+percentile bootstrap interval that resamples the independent units (networks), within each
+design level when the grid fixes them. PASS only when the whole interval lies on the claimed
+side of 0, FAIL when it lies on the wrong side, INCONCLUSIVE when it contains 0 or ρ is
+undefined (no variation).
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import spearmanr
 
 from verify.verdict import Outcome, Verdict
+
+BOOTSTRAP = 1000
+LEVEL = 0.95
 
 
 @dataclass(frozen=True)
@@ -27,47 +30,89 @@ class Trend:
     lo: float
     hi: float
     runs: int
-    alpha: float
+    alpha: float = 1 - LEVEL
 
 
-def _rho(x: np.ndarray, y: np.ndarray) -> float:
-    if np.ptp(x) == 0 or np.ptp(y) == 0:
-        return math.nan
-    return float(spearmanr(x, y).statistic)
+def average_ranks(a: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing their average rank (as scipy's rankdata, but cheap on the
+    small arrays a bootstrap evaluates thousands of times)."""
+    _, inv, counts = np.unique(a, return_inverse=True, return_counts=True)
+    return (np.cumsum(counts) - (counts - 1) / 2.0)[inv]
 
 
-def spearman(x: Sequence[float], y: Sequence[float], seed: int = 0, boot: int = 2000,
-             alpha: float = 0.05) -> Trend:
-    """Spearman ρ of (x, y) and its percentile-bootstrap interval (resamples where ρ is
-    undefined count as ρ = 0: no evidence of a trend)."""
-    xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    rho = _rho(xa, ya)
+def rho(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's ρ (Pearson on average ranks); NaN when either side is constant."""
+    rx, ry = average_ranks(np.asarray(x, float)), average_ranks(np.asarray(y, float))
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    den = math.sqrt(float(rx @ rx) * float(ry @ ry))
+    return float(rx @ ry) / den if den > 0 else math.nan
+
+
+def rank_trend(x: Sequence[float], y: Sequence[float], groups: Sequence[int] | None = None,
+               strata: Sequence[int] | None = None, design: Sequence[float] | None = None,
+               seed: int = 0, boot: int = BOOTSTRAP, alpha: float = 1 - LEVEL) -> Trend:
+    """ρ(x, y) with a percentile bootstrap interval.
+
+    ``groups`` names the independent unit of each point (the points of one network move
+    together): whole units are resampled, within each ``design`` level when given (a sweep
+    fixes its λ values and draws seeds, so the seeds are resampled per λ). With ``strata``
+    ρ is the mean of the within-stratum ρ over the strata where it is defined: a trend
+    inside each stratum (e.g. per layer), not one made by mixing strata.
+    """
+    xa, ya = np.asarray(x, float), np.asarray(y, float)
+    g = np.arange(len(xa)) if groups is None else np.asarray(groups)
+    sa = np.zeros(len(xa), int) if strata is None else np.asarray(strata)
+    da = np.zeros(len(xa)) if design is None else np.asarray(design, float)
+    units = list(np.unique(g))
+    kinds = list(np.unique(sa))
+    # cell[u][s]: the points of unit u in stratum s
+    cell = [[np.flatnonzero((g == u) & (sa == s)) for s in kinds] for u in units]
+    level = np.array([da[np.flatnonzero(g == u)[0]] for u in units])
+    blocks = [np.flatnonzero(level == v) for v in np.unique(level)]
+
+    def statistic(picked: np.ndarray) -> float:
+        rs = []
+        for j in range(len(kinds)):
+            idx = np.concatenate([cell[u][j] for u in picked])
+            if len(idx) > 1:
+                r = rho(xa[idx], ya[idx])
+                if math.isfinite(r):
+                    rs.append(r)
+        return float(np.mean(rs)) if rs else math.nan
+
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(xa), size=(boot, len(xa)))
-    rs = np.array([_rho(xa[i], ya[i]) for i in idx])
-    rs = np.where(np.isfinite(rs), rs, 0.0)
-    lo, hi = np.quantile(rs, [alpha / 2, 1 - alpha / 2])
-    return Trend(rho, float(lo), float(hi), len(xa), alpha)
+    rhos = []
+    for _ in range(boot):
+        r = statistic(np.concatenate([rng.choice(b, len(b)) for b in blocks]))
+        if math.isfinite(r):
+            rhos.append(r)
+    lo, hi = (np.quantile(rhos, [alpha / 2, 1 - alpha / 2]) if rhos else (math.nan, math.nan))
+    return Trend(statistic(np.arange(len(units))), float(lo), float(hi), len(xa), alpha)
+
+
+def spearman(x: Sequence[float], y: Sequence[float], seed: int = 0, boot: int = BOOTSTRAP,
+             alpha: float = 1 - LEVEL) -> Trend:
+    """ρ(x, y) with a bootstrap interval over independent points (no groups or strata)."""
+    return rank_trend(x, y, seed=seed, boot=boot, alpha=alpha)
 
 
 def judge_trend(t: Trend, sign: int, what: str) -> Outcome:
-    """PASS when the interval excludes the wrong sign (lies strictly on ``sign``), FAIL when
-    it lies strictly on the wrong side, INCONCLUSIVE otherwise. ``measured`` is ρ, ``bound``
-    the interval end nearest to 0 on the claimed side."""
-    ci = (f"ρ = {t.rho:.2f}, {100 * (1 - t.alpha):.0f}% CI [{t.lo:.2f}, {t.hi:.2f}] "
-          f"over {t.runs} runs")
-    edge = t.hi if sign < 0 else t.lo
-    margin = -sign * edge
-    if not math.isfinite(t.rho):
-        return Outcome(Verdict.INCONCLUSIVE, t.rho, edge, math.nan,
-                       f"{what}: no variation, ρ undefined ({t.runs} runs)")
-    supports = t.lo > 0 if sign > 0 else t.hi < 0
-    refutes = t.hi < 0 if sign > 0 else t.lo > 0
-    if supports:
-        return Outcome(Verdict.PASS, t.rho, edge, abs(margin), f"{what}: {ci}")
-    if refutes:
-        return Outcome(Verdict.FAIL, t.rho, edge, -abs(margin), f"{what}: wrong sign, {ci}")
-    return Outcome(Verdict.INCONCLUSIVE, t.rho, edge, margin, f"{what}: CI contains 0, {ci}")
+    """PASS when the interval lies strictly on the side ``sign`` (±1) of zero, FAIL when it
+    lies strictly on the other side, INCONCLUSIVE when it contains zero or is undefined.
+    Reported as measured = ρ, bound = 0, margin = the interval's distance from 0 on the
+    claimed side (negative when it reaches the wrong side)."""
+    near, far = (t.hi, t.lo) if sign < 0 else (t.lo, t.hi)
+    desc = (f"{what}: ρ = {t.rho:.3g}, {1 - t.alpha:.0%} CI [{t.lo:.3g}, {t.hi:.3g}] over "
+            f"{t.runs} points")
+    if not (math.isfinite(t.rho) and math.isfinite(t.lo) and math.isfinite(t.hi)):
+        return Outcome(Verdict.INCONCLUSIVE, t.rho, 0.0, math.nan,
+                       f"{desc} (undefined: no variation)")
+    m = sign * near
+    if m > 0:
+        return Outcome(Verdict.PASS, t.rho, 0.0, m, f"{desc}: sign {sign:+d} as claimed")
+    if sign * far < 0:
+        return Outcome(Verdict.FAIL, t.rho, 0.0, m, f"{desc}: the opposite sign")
+    return Outcome(Verdict.INCONCLUSIVE, t.rho, 0.0, m, f"{desc}: contains 0")
 
 
 def plot_spec(record: dict, metrics: Sequence[str], ylabel: str, theorem: str) -> dict | None:
