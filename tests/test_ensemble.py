@@ -33,12 +33,14 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / max(float(b.norm()), 1e-300))
 
 
-@pytest.mark.parametrize(("activation", "bias"), [("tanh", True), ("relu", False)])
-def test_batched_gd_equals_loop_of_single_gd(activation: str, bias: bool) -> None:
+@pytest.mark.parametrize(("activation", "bias", "chunk"),
+                         [("tanh", True, None), ("relu", False, None), ("relu", False, 3)])
+def test_batched_gd_equals_loop_of_single_gd(activation: str, bias: bool,
+                                             chunk: int | None) -> None:
     objs, inits = _case(activation, bias)
     steps = 150
     cfgs = [TrainConfig(lr=lr, steps=steps, polish=False, record_every=7) for lr in LRS]
-    batched = train_ensemble(objs, inits, cfgs)
+    batched = train_ensemble(objs, inits, cfgs, chunk=chunk)
     for obj, init, cfg, got in zip(objs, inits, cfgs, batched, strict=True):
         ref = train(obj, init, cfg)
         assert got.gd_steps == ref.gd_steps == steps
@@ -50,6 +52,28 @@ def test_batched_gd_equals_loop_of_single_gd(activation: str, bias: bool) -> Non
             assert math.isclose(fa, fb, rel_tol=1e-12)
         for ra, rb in zip(got.trace_residual, ref.trace_residual, strict=True):
             assert math.isclose(ra, rb, rel_tol=1e-9)
+
+
+@pytest.mark.parametrize(("activation", "widths", "loss", "residual"), [
+    ("softplus", (4, 8, 8, 8, 3), "squared", True),
+    ("leaky_relu", (4, 8, 1), "logistic", False),
+    ("tanh", (4, 8, 3), "ce", False),
+    ("identity", (4, 6, 6, 3), "squared", False),
+])
+def test_batched_gd_equals_loop_for_other_nets_and_losses(activation: str, widths: tuple,
+                                                          loss: str, residual: bool) -> None:
+    arch = Architecture(widths, activation, residual=residual)
+    objs = [Objective(arch, D.clusters(12, widths[0], 3, seed=i, loss=loss), LAMS[i])
+            for i in range(4)]
+    inits = [init_params(arch, 50 + i) for i in range(4)]
+    cfgs = [TrainConfig(lr=lr, steps=60, polish=False) for lr in LRS]
+    for obj, init, cfg, got in zip(objs, inits, cfgs, train_ensemble(objs, inits, cfgs),
+                                   strict=True):
+        ref = train(obj, init, cfg)
+        for a, b in zip(got.params, ref.params, strict=True):
+            assert _rel(a, b) <= 1e-12, _rel(a, b)
+        for fa, fb in zip(got.trace_F, ref.trace_F, strict=True):
+            assert math.isclose(fa, fb, rel_tol=1e-12)
 
 
 def test_per_network_steps_and_divergence_stop_only_that_network() -> None:
