@@ -18,6 +18,11 @@ pin_threads(1)
 from benchmarks import table  # noqa: E402  (after pinning threads)
 
 RESULTS = Path(__file__).resolve().parent / "results.md"
+# a run that skipped or failed some benchmark (-k, a failure) writes here instead, so the
+# committed table is always a complete run
+PARTIAL = RESULTS.with_name("results-partial.md")
+_DESELECTED: list[int] = []
+_SESSION: list[pytest.Session] = []
 
 
 @pytest.fixture
@@ -45,12 +50,26 @@ def timed(benchmark: Any) -> Callable[..., tuple[float, Any]]:
     return run
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _SESSION.append(session)
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    _DESELECTED.append(len(items))
+
+
+def _target(session: pytest.Session) -> Path:
+    complete = not _DESELECTED and session.testsfailed == 0 and session.testscollected > 0
+    return RESULTS if complete else PARTIAL
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if table.VALUES:
-        RESULTS.write_text(table.render(), encoding="utf-8")
+        _target(session).write_text(table.render(), encoding="utf-8")
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if table.VALUES:
-        terminalreporter.write_sep("-", f"benchmark table: {RESULTS}")
+        path = _target(_SESSION[-1]) if _SESSION else PARTIAL
+        terminalreporter.write_sep("-", f"benchmark table: {path}")
         terminalreporter.write_line(table.render())
