@@ -25,7 +25,7 @@ PEAK_N = 2048
 MLP = (64, 64, 64, 64, 10)  # input 64, hidden 64-64-64, 10 outputs
 MLP_N = 512
 ENSEMBLE_K = 64
-ENSEMBLE_STEPS = {16: 50, 64: 20, 256: 4}
+ENSEMBLE_STEPS = {16: 50, 64: 40, 256: 8}
 SMALL = (16, 16, 16, 4)  # the small-matrix net of the thread comparison
 SMALL_N = 64
 

@@ -42,7 +42,7 @@ from verify.data import check_finite
 from verify.errors import require
 from verify.models import Architecture, Params, sigma
 from verify.objective import Objective
-from verify.train import TrainConfig, TrainResult, relative_residual, train
+from verify.train import TrainConfig, TrainResult, train
 
 Trace = list[tuple[int, float, float]]
 
@@ -218,7 +218,7 @@ def gd_ensemble(objectives: Sequence[Objective], inits: Sequence[Params],
     A network stops on its own: after its ``cfg.steps`` steps, or when F_i turns non-finite
     (then it keeps the iterate at which that was seen, as ``train`` does); the others go on.
     The trace needs no extra gradient: F and ∇F at step t come from the evaluation that
-    step t+1 needs anyway.
+    step t+1 needs anyway (step 0 included: the initial point's F and r).
     """
     K = len(objectives)
     ens = Ensemble(objectives, chunk)
@@ -233,7 +233,7 @@ def gd_ensemble(objectives: Sequence[Objective], inits: Sequence[Params],
     horizon = max(c.steps for c in cfgs)
     # the steps at which some network records its trace or stops: only there is the
     # per-network bookkeeping (F, r, Python loop over K) done
-    events = {c.steps for c in cfgs} | {t for c in cfgs
+    events = {0} | {c.steps for c in cfgs} | {t for c in cfgs
                                         for t in range(c.record_every, c.steps + 1,
                                                        c.record_every)}
     active: Tensor | None = None  # None: every network steps
@@ -243,7 +243,10 @@ def gd_ensemble(objectives: Sequence[Objective], inits: Sequence[Params],
             F, r = ens.value_and_residual(ps, g, losses)
             Fl, rl = F.tolist(), r.tolist()
             for i in range(K):
-                if reasons[i] or t > cfgs[i].steps or t == 0:
+                if t == 0:  # the initial point, as train() records it
+                    traces[i].append((0, Fl[i], rl[i]))
+                    continue
+                if reasons[i] or t > cfgs[i].steps:
                     continue
                 if t % every[i] == 0 or t == cfgs[i].steps:
                     if not math.isfinite(Fl[i]):
@@ -305,8 +308,7 @@ def train_ensemble(objectives: Sequence[Objective], inits: Sequence[Params],
     gd_seconds = time.perf_counter() - t0
     out = []
     for i, (obj, init, cfg) in enumerate(zip(objectives, inits, cfg_list, strict=True)):
-        F0 = float(obj.value(init))
-        trace = [(0, F0, relative_residual(obj, init)), *traces[i]]
+        trace = list(traces[i])
         finite = not reasons[i].startswith("diverged")
         res = TrainResult(
             params=params[i], initial=tuple(init), trace_steps=(), trace_F=(),
