@@ -8,11 +8,13 @@ the CPU wheel on CPU machines, the CUDA build on GPU machines).
     nox -s lint      # ruff
     nox -s nightly   # thorough Hypothesis profile and a standard-scale verification
     nox -s sweep     # T5's paper experiment: rank contours (resumable); -- --scale large
+    nox -s bench     # benchmarks (pytest-benchmark), table in benchmarks/results.md
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import nox
 
@@ -79,3 +81,19 @@ def sweep(session: nox.Session) -> None:
     _install(session)
     session.run("python", "-m", "verify.sweep", "--out", "reports/sweep",
                 *(session.posargs or ["--scale", "standard"]), env=ENV)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks in benchmarks/ (not collected by the default test run): throughput vs the
+    measured matmul peak, ensemble vs loop, time to a certificate, spectra. Each run is saved
+    under .benchmarks/ (git-ignored) and compared with the previous save — when there is
+    none, the comparison is left out instead of failing. Writes benchmarks/results.md.
+    About 5–10 minutes on a 2-core CPU."""
+    _install(session)
+    saved = sorted(Path(".benchmarks").glob("*/*.json"))
+    compare = ["--benchmark-compare"] if saved else []
+    if not saved:
+        session.log("no earlier benchmark save in .benchmarks/: nothing to compare with yet")
+    session.run("pytest", "benchmarks", "--benchmark-enable", "--benchmark-autosave",
+                *compare, *session.posargs, env=ENV)

@@ -1,0 +1,1 @@
+"""Benchmarks (pytest-benchmark): ``nox -s bench``; see README "Benchmarks"."""

@@ -1,0 +1,148 @@
+"""The workloads the benchmarks time, as plain functions (usable without pytest).
+
+FLOP counts are those of the matrix products only (elementwise work is ignored): a dense
+layer z = h Wᵀ with h ∈ R^{n×a}, W ∈ R^{b×a} costs 2nab forward, 2nab for ∇_W and 2nab for
+∇_h in the backward pass (no ∇_h for the first layer: the data needs no gradient).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+
+from verify import data as D
+from verify.certificate import Certificate, certify
+from verify.ensemble import train_ensemble
+from verify.models import Architecture, Params, init_params
+from verify.objective import Objective
+from verify.train import TrainConfig, TrainResult, relative_residual, train
+
+
+def matmul_flops(n: int) -> float:
+    """2n³ for an n×n by n×n product."""
+    return 2.0 * n**3
+
+
+def matmul(n: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    return (torch.randn(n, n, generator=gen, dtype=dtype),
+            torch.randn(n, n, generator=gen, dtype=dtype))
+
+
+def gd_step_flops(widths: tuple[int, ...], n: int) -> float:
+    """Matmul FLOPs of one full-batch GD step (forward + backward), see module doc."""
+    pairs = [widths[k] * widths[k + 1] for k in range(len(widths) - 1)]
+    return 6.0 * n * sum(pairs) - 2.0 * n * pairs[0]
+
+
+def mlp_problem(widths: tuple[int, ...], activation: str, n: int, seed: int = 0,
+                lam: float = 1e-2, dtype: torch.dtype = torch.float64
+                ) -> tuple[Objective, Params]:
+    """Clusters data (squared loss), He init; float32 casts data and init."""
+    arch = Architecture(widths, activation)
+    ds = D.clusters(n, widths[0], widths[-1], seed)
+    if dtype != torch.float64:
+        ds = D.Dataset(ds.X.to(dtype), ds.Y.to(dtype), ds.loss, ds.name, ds.labels)
+    init = tuple(p.to(dtype) for p in init_params(arch, seed + 7919))
+    return Objective(arch, ds, lam), init
+
+
+def gd_steps(obj: Objective, init: Params, steps: int, lr: float = 0.01) -> TrainResult:
+    """The engine's full-batch GD phase only (no intermediate trace: record at the end)."""
+    return train(obj, init, TrainConfig(lr=lr, steps=steps, polish=False, record_every=steps,
+                                        max_seconds=1e9))
+
+
+def ensemble_problems(K: int, width: int, n: int = 128) -> tuple[list[Objective], list[Params],
+                                                                  list[float]]:
+    """K nets (16, w, w, 4) on their own data, mixed λ ∈ {1e-3, 1e-2, 3e-2} and steps."""
+    objs, inits, lrs = [], [], []
+    for i in range(K):
+        obj, init = mlp_problem((16, width, width, 4), "relu", n, seed=i,
+                                lam=(1e-3, 1e-2, 3e-2)[i % 3])
+        objs.append(obj)
+        inits.append(init)
+        lrs.append((0.005, 0.01, 0.02)[i % 3])
+    return objs, inits, lrs
+
+
+def ensemble_gd(objs: list[Objective], inits: list[Params], lrs: list[float],
+                steps: int) -> list[TrainResult]:
+    return train_ensemble(objs, inits, [TrainConfig(lr=lr, steps=steps, polish=False,
+                                                    record_every=steps, max_seconds=1e9)
+                                        for lr in lrs])
+
+
+def loop_gd(objs: list[Objective], inits: list[Params], lrs: list[float],
+            steps: int) -> list[TrainResult]:
+    return [gd_steps(o, i, steps, lr) for o, i, lr in zip(objs, inits, lrs, strict=True)]
+
+
+@dataclass(frozen=True)
+class ToCertificate:
+    """What one route reached: the certificate and the time train + certify took."""
+
+    route: str
+    seconds: float
+    steps: int
+    certificate: Certificate
+
+
+def plain_gd_to(obj: Objective, init: Params, r_target: float = 1e-4, lr: float = 0.05,
+                max_steps: int = 200_000, max_seconds: float = 60.0,
+                every: int = 10) -> ToCertificate:
+    """What the papers' code does: fixed-step full-batch GD until the relative residual
+    r = max_k ‖∇_{W_k}F‖/(λ‖W_k‖) ≤ ``r_target`` (checked every ``every`` steps from the
+    gradient the step uses anyway), or a step/time cap; then the engine's certificate at
+    τ = r_target."""
+    t0 = time.perf_counter()
+    ps = tuple(p.detach().clone() for p in init)
+    t = 0
+    while t < max_steps and time.perf_counter() - t0 < max_seconds:
+        g = obj.grad(ps)
+        if t % every == 0 and relative_residual(obj, ps, g) <= r_target:
+            break
+        ps = tuple(p - lr * gi for p, gi in zip(ps, g, strict=True))
+        t += 1
+    finite = all(bool(torch.isfinite(p).all()) for p in ps)
+    res = TrainResult(params=ps, initial=tuple(init), trace_steps=(), trace_F=(),
+                      trace_residual=(), gd_steps=t, lbfgs_iters=0, continuation_iters=0,
+                      stop_reason=f"plain GD: {t} steps", seconds=time.perf_counter() - t0,
+                      finite=finite)
+    cert, _ = certify(obj, res, r_target)
+    return ToCertificate("plain GD", time.perf_counter() - t0, t, cert)
+
+
+def engine_to(obj: Objective, init: Params, tau: float = 1e-6) -> ToCertificate:
+    """verify.train.train with its defaults (GD + L-BFGS + Newton; kinked: continuation),
+    then the certificate at τ (the harness default 1e-6)."""
+    t0 = time.perf_counter()
+    res = train(obj, init, TrainConfig(max_seconds=300.0))
+    cert, _ = certify(obj, res, tau)
+    return ToCertificate("engine", time.perf_counter() - t0, res.optimizer_steps, cert)
+
+
+def deep_weights(depth: int = 10, width: int = 1024, seed: int = 0) -> list[torch.Tensor]:
+    arch = Architecture((width,) * (depth + 1), "relu")
+    return list(init_params(arch, seed))
+
+
+def weightwatcher_analyze(Ws: list[torch.Tensor]) -> object:
+    """WeightWatcher's analyze() on a Sequential of bias-free Linear layers holding ``Ws``."""
+    import weightwatcher
+
+    layers = []
+    for W in Ws:
+        lin = torch.nn.Linear(W.shape[1], W.shape[0], bias=False, dtype=W.dtype)
+        with torch.no_grad():
+            lin.weight.copy_(W)
+        layers.append(lin)
+    model = torch.nn.Sequential(*layers)
+    return weightwatcher.WeightWatcher(model=model).analyze()
+
+
+def gflops(flops: float, seconds: float) -> float:
+    return flops / seconds / 1e9 if seconds > 0 else math.nan

@@ -1,0 +1,136 @@
+"""Benchmarks (not part of the default test run): ``nox -s bench``.
+
+Each test times one workload with pytest-benchmark and stores its numbers for the table in
+benchmarks/results.md (table.py). Sizes are chosen so the whole session stays under ~10
+minutes on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+
+from benchmarks import cases, table
+from verify import measures
+from verify.runner import pin_threads
+
+Timed = Callable[..., tuple[float, Any]]
+
+PEAK_N = 2048
+MLP = (64, 64, 64, 64, 10)  # input 64, hidden 64-64-64, 10 outputs
+MLP_N = 512
+ENSEMBLE_K = 64
+ENSEMBLE_STEPS = {16: 50, 64: 40, 256: 8}
+SMALL = (16, 16, 16, 4)  # the small-matrix net of the thread comparison
+SMALL_N = 64
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+def test_matmul_peak(timed: Timed, dtype: torch.dtype) -> None:
+    """The machine's matmul peak: one large torch.matmul, 1 thread."""
+    A, B = cases.matmul(PEAK_N, dtype)
+    sec, _ = timed(lambda: A @ B, rounds=3, warmup=1)
+    table.put(f"peak/{str(dtype).split('.')[-1]}",
+              {"n": PEAK_N, "gflops": cases.gflops(cases.matmul_flops(PEAK_N), sec)})
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+def test_gd_step_throughput(timed: Timed, dtype: torch.dtype) -> None:
+    """Full-batch GD steps/s of the 64-64-64 ReLU MLP on 512 samples."""
+    obj, init = cases.mlp_problem(MLP, "relu", MLP_N, dtype=dtype)
+    steps = 200
+    sec, res = timed(lambda: cases.gd_steps(obj, init, steps), rounds=3, warmup=1)
+    assert res.gd_steps == steps and res.finite
+    flops = cases.gd_step_flops(MLP, MLP_N) * steps
+    table.put(f"gd/{str(dtype).split('.')[-1]}", {
+        "label": f"ReLU MLP {'-'.join(map(str, MLP))}, n = {MLP_N}",
+        "steps_per_s": steps / sec, "gflops": cases.gflops(flops, sec)})
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("net", ["small", "mlp"])
+def test_threads(timed: Timed, threads: int, net: str) -> None:
+    """GD steps/s with 1 vs 2 torch threads (float64)."""
+    widths, n, steps = (SMALL, SMALL_N, 200) if net == "small" else (MLP, MLP_N, 50)
+    obj, init = cases.mlp_problem(widths, "relu", n)
+    pin_threads(threads)
+    try:
+        sec, _ = timed(lambda: cases.gd_steps(obj, init, steps), rounds=2, warmup=1)
+    finally:
+        pin_threads(1)
+    label = f"ReLU MLP {'-'.join(map(str, widths))}, n = {n}, float64"
+    entry = table.VALUES.get(f"threads/{label}", {})
+    entry[threads] = steps / sec
+    table.put(f"threads/{label}", entry)
+
+
+@pytest.mark.parametrize("width", sorted(ENSEMBLE_STEPS))
+def test_ensemble_vs_loop(timed: Timed, width: int) -> None:
+    """K = 64 networks, the same GD steps: a loop of train() and one batched ensemble, timed
+    back to back in every round (paired, so a change in the machine's load hits both); the
+    speedup is the median of the per-round ratios. pytest-benchmark times the pair."""
+    objs, inits, lrs = cases.ensemble_problems(ENSEMBLE_K, width)
+    steps = ENSEMBLE_STEPS[width]
+    times: dict[str, list[float]] = {"loop": [], "ensemble": []}
+
+    def pair() -> None:
+        for route, fn in (("loop", cases.loop_gd), ("ensemble", cases.ensemble_gd)):
+            t0 = time.perf_counter()
+            res = fn(objs, inits, lrs, steps)
+            times[route].append(time.perf_counter() - t0)
+            assert all(r.gd_steps == steps and r.finite for r in res)
+
+    rounds = 5 if width == 16 else (3 if width == 64 else 2)
+    timed(pair, rounds=rounds, warmup=1)
+    # under --benchmark-disable there is one (untimed-warmup-free) call: keep what exists
+    loop, ens = (times[k][1:] or times[k] for k in ("loop", "ensemble"))
+    table.put(f"ensemble/{width}", {
+        "K": ENSEMBLE_K, "steps": steps, "rounds": len(loop),
+        "loop": statistics.median(loop), "ensemble": statistics.median(ens),
+        "speedup": statistics.median(a / b for a, b in zip(loop, ens, strict=True))})
+
+
+CERT_NETS = {"tanh (8, 16, 16, 3), n = 32": ((8, 16, 16, 3), "tanh", 32),
+             "relu (6, 10, 10, 3), n = 24": ((6, 10, 10, 3), "relu", 24)}
+
+
+@pytest.mark.parametrize("route", ["plain", "engine"])
+@pytest.mark.parametrize("net", sorted(CERT_NETS))
+def test_time_to_certificate(timed: Timed, net: str, route: str) -> None:
+    """Plain fixed-step GD to r ≤ 1e-4 (30 s cap) vs the engine's route, λ = 1e-2."""
+    widths, act, n = CERT_NETS[net]
+    obj, init = cases.mlp_problem(widths, act, n)
+    if route == "plain":
+        sec, got = timed(lambda: cases.plain_gd_to(obj, init, max_seconds=30.0), rounds=1)
+    else:
+        sec, got = timed(lambda: cases.engine_to(obj, init), rounds=1)
+    c = got.certificate
+    entry = table.VALUES.get(f"cert/{net}", {})
+    entry[route] = {"route": got.route, "seconds": sec, "steps": got.steps,
+                    "r": c.max_residual, "certified": c.certified, "tau": c.tau,
+                    "reason": c.reason}
+    table.put(f"cert/{net}", entry)
+
+
+def test_spectra(timed: Timed) -> None:
+    """Singular values of all 10 layers of a width-1024 MLP; WeightWatcher when importable."""
+    Ws = cases.deep_weights(10, 1024)
+    sec, svs = timed(lambda: [measures.singular_values(W) for W in Ws], rounds=2)
+    assert len(svs) == 10 and all(len(s) == 1024 for s in svs)
+    entry = {"depth": 10, "width": 1024, "ours": sec, "rounds": 2, "ww": None}
+    try:
+        import weightwatcher  # noqa: F401
+    except ImportError as exc:
+        entry["ww_note"] = (f"skipped: `import weightwatcher` failed ({exc}); it is not a "
+                            "dependency of this project and is not installed here")
+    else:
+        t0 = time.perf_counter()
+        cases.weightwatcher_analyze(Ws)
+        entry["ww"] = time.perf_counter() - t0
+        entry["ww_note"] = "1 round (its own SVDs plus power-law fits)"
+    table.put("spectra", entry)

@@ -1,0 +1,123 @@
+"""Tests of verify.ensemble: the batched GD phase against a loop of single-network GD
+(verify.train.train with polish=False), per-network stopping, polish and certificates."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from verify import data as D
+from verify.certificate import certify
+from verify.ensemble import certify_ensemble, train_ensemble
+from verify.errors import UsageError
+from verify.models import Architecture, init_params
+from verify.objective import Objective
+from verify.train import TrainConfig, train
+
+LRS = (0.05, 0.1, 0.02, 0.08)
+LAMS = (1e-2, 3e-2, 1e-3, 5e-2)
+
+
+def _case(activation: str, bias: bool = False, k: int = 4,
+          widths: tuple[int, ...] = (4, 8, 8, 3)) -> tuple[list[Objective], list]:
+    arch = Architecture(widths, activation, bias=bias)
+    objs = [Objective(arch, D.teacher(12, widths[0], widths[-1], seed=i), LAMS[i % 4])
+            for i in range(k)]
+    inits = [init_params(arch, 100 + i) for i in range(k)]
+    return objs, inits
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / max(float(b.norm()), 1e-300))
+
+
+@pytest.mark.parametrize(("activation", "bias", "chunk"),
+                         [("tanh", True, None), ("relu", False, None), ("relu", False, 3)])
+def test_batched_gd_equals_loop_of_single_gd(activation: str, bias: bool,
+                                             chunk: int | None) -> None:
+    objs, inits = _case(activation, bias)
+    steps = 150
+    cfgs = [TrainConfig(lr=lr, steps=steps, polish=False, record_every=7) for lr in LRS]
+    batched = train_ensemble(objs, inits, cfgs, chunk=chunk)
+    for obj, init, cfg, got in zip(objs, inits, cfgs, batched, strict=True):
+        ref = train(obj, init, cfg)
+        assert got.gd_steps == ref.gd_steps == steps
+        assert got.stop_reason == ref.stop_reason == "gd steps done"
+        for a, b in zip(got.params, ref.params, strict=True):
+            assert _rel(a, b) <= 1e-12, _rel(a, b)
+        assert got.trace_steps == ref.trace_steps
+        for fa, fb in zip(got.trace_F, ref.trace_F, strict=True):
+            assert math.isclose(fa, fb, rel_tol=1e-12)
+        for ra, rb in zip(got.trace_residual, ref.trace_residual, strict=True):
+            assert math.isclose(ra, rb, rel_tol=1e-9)
+
+
+@pytest.mark.parametrize(("activation", "widths", "loss", "residual"), [
+    ("softplus", (4, 8, 8, 8, 3), "squared", True),
+    ("leaky_relu", (4, 8, 1), "logistic", False),
+    ("tanh", (4, 8, 3), "ce", False),
+    ("identity", (4, 6, 6, 3), "squared", False),
+])
+def test_batched_gd_equals_loop_for_other_nets_and_losses(activation: str, widths: tuple,
+                                                          loss: str, residual: bool) -> None:
+    arch = Architecture(widths, activation, residual=residual)
+    objs = [Objective(arch, D.clusters(12, widths[0], 3, seed=i, loss=loss), LAMS[i])
+            for i in range(4)]
+    inits = [init_params(arch, 50 + i) for i in range(4)]
+    cfgs = [TrainConfig(lr=lr, steps=60, polish=False) for lr in LRS]
+    for obj, init, cfg, got in zip(objs, inits, cfgs, train_ensemble(objs, inits, cfgs),
+                                   strict=True):
+        ref = train(obj, init, cfg)
+        for a, b in zip(got.params, ref.params, strict=True):
+            assert _rel(a, b) <= 1e-12, _rel(a, b)
+        for fa, fb in zip(got.trace_F, ref.trace_F, strict=True):
+            assert math.isclose(fa, fb, rel_tol=1e-12)
+
+
+def test_per_network_steps_and_divergence_stop_only_that_network() -> None:
+    objs, inits = _case("tanh")
+    cfgs = [TrainConfig(lr=0.05, steps=40, polish=False), TrainConfig(lr=0.05, steps=15,
+            polish=False), TrainConfig(lr=1e6, steps=40, polish=False),
+            TrainConfig(lr=0.05, steps=0, polish=False)]
+    got = train_ensemble(objs, inits, cfgs)
+    for obj, init, cfg, g in zip(objs, inits, cfgs, got, strict=True):
+        ref = train(obj, init, cfg)
+        assert (g.gd_steps, g.stop_reason, g.finite) == (ref.gd_steps, ref.stop_reason,
+                                                          ref.finite)
+        if ref.finite:
+            for a, b in zip(g.params, ref.params, strict=True):
+                assert _rel(a, b) <= 1e-12
+
+
+def test_polished_ensemble_is_certified_per_network() -> None:
+    objs, inits = _case("tanh", k=3, widths=(3, 6, 2))
+    res = train_ensemble(objs, inits, TrainConfig(steps=300), lrs=LRS[:3])
+    certs = certify_ensemble(objs, res, tau=1e-6)
+    for obj, r, c in zip(objs, res, certs, strict=True):
+        assert c.certified, c.reason
+        assert c.max_residual <= 1e-6
+        assert r.gd_steps == 300 and r.lbfgs_iters > 0
+        assert r.trace_steps[0] == 0 and r.trace_steps[-1] >= 300
+        # each network is certified on its own objective: another's λ does not fit it
+        assert certify(obj, r, 1e-6)[0].max_residual == c.max_residual
+
+
+def test_polished_relu_ensemble_uses_the_continuation() -> None:
+    objs, inits = _case("relu", k=2, widths=(3, 5, 2))
+    res = train_ensemble(objs, inits, TrainConfig(steps=200))
+    certs = certify_ensemble(objs, res, tau=1e-6)
+    for r, c in zip(res, certs, strict=True):
+        assert r.finite and c.max_residual < 1e-4, c.reason
+
+
+def test_incompatible_networks_are_refused() -> None:
+    objs, inits = _case("tanh", k=2)
+    other = Objective(Architecture((4, 8, 3), "tanh"), D.teacher(12, 4, 3, seed=0), 0.01)
+    with pytest.raises(UsageError):
+        train_ensemble([objs[0], other], inits)
+    with pytest.raises(UsageError):
+        train_ensemble(objs, inits[:1])
+    with pytest.raises(UsageError):
+        train_ensemble(objs, inits, TrainConfig(optimizer="adam"))
