@@ -105,8 +105,9 @@ def check(s: Setting, ctx: Context, parts_wanted: tuple[str, ...] = ("a", "b", "
         for k, (w, Rk, gk) in enumerate(zip(W, R, g, strict=False)):
             fro, rn = measures.frobenius(w), measures.frobenius(Rk)
             s1 = float(measures.singular_values(w)[0])
-            lo = (fro - rn) ** 2 / (s1 + rn) ** 2 if fro > rn else 0.0
-            hi = (fro + rn) ** 2 / (s1 - rn) ** 2 if s1 > rn else math.inf
+            # ratios before squaring: a collapsed layer has σ_1 ~ 1e-170, whose square is 0
+            lo = ((fro - rn) / (s1 + rn)) ** 2 if fro > rn else 0.0
+            hi = ((fro + rn) / (s1 - rn)) ** 2 if s1 > rn else math.inf
             srg = measures.stable_rank(gk)
             mid = 0.5 * (lo + hi) if math.isfinite(hi) else lo
             parts[f"(c) layer {k + 1}"] = judge(abs(srg - mid), 0.5 * (hi - lo), max(mid, 1.0),
