@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from verify import cli, runner
-from verify.setting import SCALES
 from verify.theorem import registry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,10 +131,10 @@ def test_summary_marks_a_misbehaving_control() -> None:
     recs = [{"kind": "example", "index": 0, "verdict": "PASS", "seconds": 0.1, "error": None},
             {"kind": "control", "index": 0, "verdict": "PASS", "expected": "FAIL",
              "as_expected": False, "seconds": 0.1, "error": None}]
-    entry = runner.summarise(thm, SCALES["quick"], recs)
+    entry = runner.summarise(thm, recs)
     assert entry["behaved"] is False and entry["verdict"] == "PASS"
     recs[1].update(verdict="FAIL", as_expected=True)
-    assert runner.summarise(thm, SCALES["quick"], recs)["behaved"] is True
+    assert runner.summarise(thm, recs)["behaved"] is True
     recs[0]["verdict"] = "FAIL"
-    entry = runner.summarise(thm, SCALES["quick"], recs)
+    entry = runner.summarise(thm, recs)
     assert entry["behaved"] is False and entry["verdict"] == "FAIL"

@@ -321,7 +321,7 @@ def cmd_run(a: argparse.Namespace) -> int:
                   "command again to resume", file=sys.stderr)
         finally:
             signal.signal(signal.SIGTERM, previous)
-        entries = [runner.summarise(t, scale, [r for r in recs if r["theorem"] == t.id])
+        entries = [runner.summarise(t, [r for r in recs if r["theorem"] == t.id])
                    for t in theorems]
         ok = not interrupted and all(e["behaved"] for e in entries)
         results = {"schema": report.SCHEMA, "run": {

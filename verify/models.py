@@ -13,7 +13,6 @@ assumption of T1, T3, T4; tanh, softplus, biases and residual blocks are the con
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -184,7 +183,3 @@ def forward(arch: Architecture, params: Params, X: Tensor,
             kinks: KinkSlopes | None = None, beta: float | None = None) -> Tensor:
     """f(X), one row per sample."""
     return forward_internals(arch, params, X, kinks, beta)[0]
-
-
-def as_tuple(params: Sequence[Tensor]) -> Params:
-    return tuple(params)

@@ -124,7 +124,7 @@ def task_key(task: Task) -> tuple[str, str, int]:
     return (task.theorem, task.kind, task.index)
 
 
-def summarise(thm: Theorem, scale: Scale, recs: list[dict[str, Any]]) -> dict[str, Any]:
+def summarise(thm: Theorem, recs: list[dict[str, Any]]) -> dict[str, Any]:
     """The theorem's entry of results.json from its records."""
     ex = sorted((r for r in recs if r["kind"] == "example"), key=lambda r: r["index"])
     ct = sorted((r for r in recs if r["kind"] == "control"), key=lambda r: r["index"])

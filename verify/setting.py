@@ -12,7 +12,6 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from verify.data import Dataset
 from verify.errors import require
 from verify.models import Architecture, Params, init_params
 from verify.objective import Objective
-from verify.train import TrainConfig, TrainResult, train
+from verify.train import Observer, TrainConfig, TrainResult, train
 
 
 @dataclass(frozen=True)
@@ -148,9 +147,6 @@ class Context:
     scale: str = "quick"
     cache_dir: str | None = None  # trained networks on disk, keyed by a hash of the setting
     cache: dict[Setting, Trained] = field(default_factory=dict)
-
-
-Observer = Callable[[int, Params], None]
 
 
 def setting_key(setting: Any, tau: float) -> str:
