@@ -14,12 +14,16 @@ For trained θ the certificate records
 * whether some layer collapsed to 0 (the trivial stationary point; claims become vacuous).
 
 Certified ⇔ finite, loss decreased, not collapsed, max_k r_k ≤ τ, and no negative curvature.
+
+Everything here is evaluated in float64, whatever precision the first training phase used
+(:data:`verify.train.PRECISIONS`): a float32 gradient carries rounding of ~1e-7 relative,
+which would put a floor under r_k and make a verdict depend on the hardware.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -179,6 +183,7 @@ class Certificate:
     stop_reason: str
     train_seconds: float
     reason: str
+    cost: dict = field(default_factory=dict)  # the first phase's precision, s/step, memory
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -231,4 +236,5 @@ def certify(obj: Objective, result: TrainResult, tau: float,
         optimizer_steps=result.optimizer_steps, stop_reason=result.stop_reason,
         train_seconds=result.seconds,
         reason="certified stationary" if certified else "; ".join(reasons),
+        cost=dict(result.cost),
     ), (best if best is not None else stationarity(obj, params))

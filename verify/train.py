@@ -13,10 +13,12 @@ negative controls of the trajectory identity (THEOREMS.md, T4).
 
 from __future__ import annotations
 
+import contextlib
 import math
+import resource
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -31,6 +33,10 @@ from verify.objective import Objective, flat, unflat
 from verify.sgd import batches, on_batch
 
 OPTIMIZERS = ("gd", "momentum", "adam")
+# Precision of the first (GD/SGD) phase. Polishing and the certificate are always float64:
+# a verdict never rests on a low-precision gradient. "tf32" is float32 storage with
+# TensorFloat-32 matmuls on CUDA (10-bit mantissa products); on a CPU it is plain float32.
+PRECISIONS = ("float64", "float32", "tf32")
 DENSE_NEWTON = 2500  # parameters; above it Newton uses MINRES on Hessian–vector products
 
 Observer = Callable[[int, Params], None]
@@ -52,6 +58,7 @@ class TrainConfig:
     record_every: int = 10
     batch: int | None = None  # mini-batch size B (None: full batch), see verify.sgd
     batch_seed: int = 0
+    precision: str = "float64"  # of the first phase only, see PRECISIONS
 
     def __post_init__(self) -> None:
         require(math.isfinite(self.lr) and self.lr > 0, "lr", self.lr, "a finite number > 0")
@@ -61,6 +68,8 @@ class TrainConfig:
                 f"one of {', '.join(OPTIMIZERS)}")
         require(isinstance(self.record_every, int) and self.record_every >= 1, "record_every",
                 self.record_every, "an integer ≥ 1")
+        require(self.precision in PRECISIONS, "precision", self.precision,
+                f"one of {', '.join(PRECISIONS)}")
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,7 @@ class TrainResult:
     stages: dict[str, float] = field(default_factory=dict)
     kink_band: float | None = None  # |z| ≤ band counts as a kink (from the continuation β)
     slopes: KinkSlopes | None = None  # the slope selection at the kinks training ended with
+    cost: dict[str, float | str] = field(default_factory=dict)  # of the first phase
 
     @property
     def optimizer_steps(self) -> int:
@@ -134,6 +144,61 @@ def _gd_phase(obj: Objective, params: Params, cfg: TrainConfig, observer: Observ
         if time.perf_counter() > deadline:
             return tuple(ps), t, f"time budget {cfg.max_seconds:g}s spent during GD"
     return tuple(ps), cfg.steps, "gd steps done"
+
+
+@contextlib.contextmanager
+def matmul_precision(precision: str) -> Iterator[None]:
+    """TensorFloat-32 on (``tf32``) or off (otherwise) for CUDA matmuls and convolutions,
+    restored on exit. Explicitly off for ``float32``: PyTorch lets cuDNN convolutions use
+    TF32 by default, which would make "float32" mean two different things."""
+    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = (
+        precision == "tf32")
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+def at_precision(obj: Objective, params: Params, precision: str
+                 ) -> tuple[Objective, Params]:
+    """The objective and parameters in the storage dtype of ``precision`` (float64 or
+    float32); class-index targets stay integers."""
+    dtype = torch.float64 if precision == "float64" else torch.float32
+    return (replace(obj, data=obj.data.to(params[0].device, dtype)),
+            tuple(p.detach().to(dtype) for p in params))
+
+
+def _peak_memory(device: torch.device) -> tuple[int, str]:
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device)), "CUDA allocator peak"
+    # Linux reports kilobytes; the process peak also holds whatever ran before
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024, "process peak RSS"
+
+
+def _first_phase(obj: Objective, init: Params, cfg: TrainConfig, observer: Observer | None,
+                 deadline: float, trace: list[tuple[int, float, float]]
+                 ) -> tuple[Params, int, str, dict[str, float | str]]:
+    """The GD/SGD phase at ``cfg.precision``, returned in float64, with its cost: seconds
+    per step and peak memory (what the large scale reports)."""
+    device = init[0].device
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    lo_obj, lo_init = at_precision(obj, init, cfg.precision)
+    t0 = time.perf_counter()
+    with matmul_precision(cfg.precision):
+        params, steps, reason = _gd_phase(lo_obj, lo_init, cfg, observer, deadline, trace)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - t0
+    peak, kind = _peak_memory(device)
+    cost: dict[str, float | str] = {
+        "precision": cfg.precision, "device": str(device), "steps": steps,
+        "seconds_per_step": seconds / steps if steps else math.nan,
+        "parameters": sum(p.numel() for p in init), "peak_memory_bytes": peak,
+        "memory": kind}
+    return tuple(p.to(init[0].dtype) for p in params), steps, reason, cost
 
 
 def _numpy_fg(obj: Objective, like: Params) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
@@ -256,9 +321,13 @@ def train(obj: Objective, init: Params, cfg: TrainConfig,
     F0 = float(obj.value(init))
     trace.append((0, F0, relative_residual(obj, init)))
     stages: dict[str, float] = {}
-    params, gd_steps, reason = _gd_phase(obj, init, cfg, observer, deadline, trace)
+    params, gd_steps, reason, cost = _first_phase(obj, init, cfg, observer, deadline, trace)
     stages["gd"] = time.perf_counter() - t0
     finite = not reason.startswith("diverged")
+    if cfg.precision != "float64" and finite:
+        # where the low-precision phase left θ, measured in float64: what polishing starts
+        # from, and what a verdict would rest on without it
+        cost["residual_float64"] = relative_residual(obj, params)
     lb_iters = cont_iters = 0
     band, slopes = None, None
     if finite and cfg.polish and obj.lam > 0 and time.perf_counter() < deadline:
@@ -294,4 +363,4 @@ def train(obj: Objective, init: Params, cfg: TrainConfig,
         trace_residual=tuple(r for _, _, r in trace), gd_steps=gd_steps,
         lbfgs_iters=lb_iters, continuation_iters=cont_iters, stop_reason=reason,
         seconds=time.perf_counter() - t0, finite=finite, stages=stages, kink_band=band,
-        slopes=slopes)
+        slopes=slopes, cost=cost)
