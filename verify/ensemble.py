@@ -400,8 +400,10 @@ def realise_all(settings: Sequence[Setting], ctx: Context,
     else (cache hits, SGD, momentum, Adam, groups of one) goes through ``realise`` itself.
 
     Why it is the same network: the batched GD phase is single-network GD up to the rounding
-    of a batched matmul (≤ 1e-12 relative), and polish and certificate are the single route's.
-    Rounding only: a cached network may come from either route.
+    of a batched matmul (≤ 1e-12 relative), and polish and certificate are the single route's
+    (measured after polish: parameters within ~1e-14 relative on the test grid; T6's quick
+    sweep: every reported number above 1e-8 within 5e-11, verdict and trends identical). So
+    a cached network may come from either route.
 
     ``chunk``: how many networks :class:`Ensemble` evaluates together (memory and cache
     locality only, see :func:`default_chunk`). The time budget ``ctx.max_seconds`` is per
