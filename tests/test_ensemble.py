@@ -1,19 +1,23 @@
 """Tests of verify.ensemble: the batched GD phase against a loop of single-network GD
-(verify.train.train with polish=False), per-network stopping, polish and certificates."""
+(verify.train.train with polish=False), per-network stopping, polish and certificates;
+realise_all against realise one by one, and its use of realise's cache."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
 
 from verify import data as D
 from verify.certificate import certify
-from verify.ensemble import certify_ensemble, train_ensemble
+from verify.ensemble import certify_ensemble, realise_all, train_ensemble
 from verify.errors import UsageError
 from verify.models import Architecture, init_params
 from verify.objective import Objective
+from verify.setting import Context, Setting, realise
 from verify.train import TrainConfig, train
 
 LRS = (0.05, 0.1, 0.02, 0.08)
@@ -121,3 +125,60 @@ def test_incompatible_networks_are_refused() -> None:
         train_ensemble(objs, inits[:1])
     with pytest.raises(UsageError):
         train_ensemble(objs, inits, TrainConfig(optimizer="adam"))
+
+
+GRID = [Setting(widths=(4, 6, 3), activation="tanh", lam=lam, n=8, seed=seed, lr=0.1,
+                steps=50) for lam in (0.05, 0.1, 0.2) for seed in (0, 1)]
+
+
+def test_realise_all_gives_the_networks_realise_gives() -> None:
+    batched = realise_all(GRID, Context())
+    single = Context()
+    for s, got in zip(GRID, batched, strict=True):
+        ref = realise(s, single)
+        assert got.setting == s
+        assert got.certificate.certified == ref.certificate.certified
+        assert got.result.gd_steps == ref.result.gd_steps
+        for a, b in zip(got.result.params, ref.result.params, strict=True):
+            assert _rel(a, b) <= 1e-9, (s, _rel(a, b))
+        assert math.isclose(got.certificate.max_residual, ref.certificate.max_residual,
+                            rel_tol=1e-3, abs_tol=1e-12)
+
+
+def test_realise_all_batches_full_batch_gd_only_and_respects_the_cache(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import verify.ensemble as E
+    import verify.setting as S
+
+    sizes: list[int] = []
+    singles: list[int] = []
+    real_ens, real_train = E.train_ensemble, S.train
+
+    def spy_ens(objs, *a, **kw):
+        sizes.append(len(objs))
+        return real_ens(objs, *a, **kw)
+
+    def spy_train(*a, **kw):
+        singles.append(1)
+        return real_train(*a, **kw)
+
+    monkeypatch.setattr(E, "train_ensemble", spy_ens)
+    monkeypatch.setattr(S, "train", spy_train)
+    # no polish: what is tested here is which route trains what, and the cache
+    nets = [replace(s, polish=False) for s in GRID]
+    sgd = replace(nets[0], batch=4)
+    other = replace(nets[0], widths=(4, 5, 3))  # alone in its architecture: a group of one
+    grid = [*nets[:4], sgd, other]
+    ctx = Context(cache_dir=str(tmp_path))
+    first = realise_all(grid, ctx)
+    assert sizes == [4] and len(singles) == 2  # the GD grid batched; SGD and `other` alone
+    assert [t.setting for t in first] == grid
+    # a second call, with a duplicate: all cache hits, the very same records
+    again = realise_all([*grid, grid[1]], ctx)
+    assert [id(t) for t in again] == [id(t) for t in [*first, first[1]]]
+    # a fresh context finds every network on disk, batched ones included
+    fresh = Context(cache_dir=str(tmp_path))
+    assert [realise(s, fresh).setting for s in grid] == grid
+    assert [id(t) for t in realise_all(nets, fresh)[:4]] == [id(fresh.cache[s])
+                                                             for s in nets[:4]]
+    assert sizes == [4, 2] and len(singles) == 2  # only nets[4:] were new
