@@ -10,22 +10,13 @@ import pytest
 
 from verify import cli
 from verify.executor import dask_worker_environ
+from verify.report import without_timing
 
 distributed = pytest.importorskip("distributed", reason="Dask distributed is not installed")
 
 ARGS = ["run", "--theorem", "T0", "--theorem", "T1", "--examples", "3"]
-TIMING = {"seconds", "train_seconds"}
-
-
 def _theorems(out: Path) -> list:
-    def canon(x):  # type: ignore[no-untyped-def]
-        if isinstance(x, dict):
-            return {k: canon(v) for k, v in x.items() if k not in TIMING}
-        if isinstance(x, list):
-            return [canon(v) for v in x]
-        return x
-
-    return canon(json.loads((out / "results.json").read_text())["theorems"])
+    return without_timing(json.loads((out / "results.json").read_text())["theorems"])
 
 
 def test_dask_cluster_matches_local_run(tmp_path: Path) -> None:

@@ -17,28 +17,16 @@ from typing import Any
 import pytest
 
 from verify import cli, store
+from verify.report import without_timing
 
 ROOT = Path(__file__).resolve().parent.parent
 ARGS = ["run", "--theorem", "T0", "--theorem", "T1", "--examples", "6", "--workers", "2"]
-TIMING = {"seconds", "train_seconds", "wall_seconds", "started", "finished", "command",
-          "resumed_records", "git_commit"}
-
-
 def _cmd(out: Path) -> list[str]:
     return [sys.executable, "-m", "verify", *ARGS, "--out", str(out)]
 
 
 def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT)}
-
-
-def _canon(x: Any) -> Any:
-    """Results without wall-clock fields."""
-    if isinstance(x, dict):
-        return {k: _canon(v) for k, v in x.items() if k not in TIMING}
-    if isinstance(x, list):
-        return [_canon(v) for v in x]
-    return x
 
 
 def _results(out: Path) -> dict[str, Any]:
@@ -74,7 +62,8 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
     lines = [json.loads(x) for x in records.read_text().splitlines()]
     keys = [store.record_key(r) for r in lines]
     assert len(keys) == total and len(set(keys)) == total  # nothing lost, none duplicated
-    assert _canon(_results(out)["theorems"]) == _canon(_results(ref)["theorems"])
+    assert (without_timing(_results(out)["theorems"])
+            == without_timing(_results(ref)["theorems"]))
     # re-checks read trained networks from the cache instead of retraining
     assert any((out / store.CACHE).iterdir())
 
@@ -115,5 +104,5 @@ def test_same_seed_gives_identical_results(tmp_path: Path) -> None:
         out = tmp_path / name
         assert cli.main(["run", "--theorem", "T0", "--theorem", "T1", "--examples", "3",
                          "--workers", "1", "--out", str(out)]) == 0
-        outs.append(_canon(_results(out)["theorems"]))
+        outs.append(without_timing(_results(out)["theorems"]))
     assert outs[0] == outs[1]  # bitwise: floats compared with ==

@@ -34,11 +34,9 @@ the same cache.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Hashable, Sequence
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -48,7 +46,7 @@ from verify.data import check_finite
 from verify.errors import require
 from verify.models import Architecture, Params, sigma
 from verify.objective import Objective
-from verify.setting import Context, Setting, Trained, realise, setting_key
+from verify.setting import Context, Setting, Trained, is_cached, realise, store
 from verify.train import TrainConfig, TrainResult, train
 
 Trace = list[tuple[int, float, float]]
@@ -350,7 +348,9 @@ def certify_ensemble(objectives: Sequence[Objective], results: Sequence[TrainRes
 def _batchable(setting: Setting) -> bool:
     """Only plain full-batch GD is batched: momentum and Adam carry optimiser state and
     mini-batch SGD draws batches per network, none of which :func:`gd_ensemble` does."""
-    return setting.optimizer == "gd" and setting.batch is None
+    # conv nets and low-precision first phases have no batched forward here
+    return (setting.optimizer == "gd" and setting.batch is None and setting.conv is None
+            and setting.precision == "float64")
 
 
 def _batch_key(obj: Objective) -> Hashable:
@@ -360,31 +360,6 @@ def _batch_key(obj: Objective) -> Hashable:
     X, Y = obj.data.X, obj.data.Y
     return (obj.arch, obj.data.loss, obj.reg_bias, tuple(X.shape), X.dtype, str(X.device),
             tuple(Y.shape), Y.dtype)
-
-
-def _cache_path(setting: Setting, ctx: Context) -> Path | None:
-    # the on-disk cache entry :func:`verify.setting.realise` reads (same folder, same key)
-    return (Path(ctx.cache_dir) / f"{setting_key(setting, ctx.tau)}.pt"
-            if ctx.cache_dir else None)
-
-
-def _store(trained: Trained, ctx: Context) -> None:
-    """Put ``trained`` where :func:`verify.setting.realise` looks for it: ``ctx.cache`` and,
-    with ``ctx.cache_dir``, its disk file, written as realise writes it (a per-process
-    temporary file renamed into place, so a concurrent reader never sees a torn file)."""
-    ctx.cache[trained.setting] = trained
-    path = _cache_path(trained.setting, ctx)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save(trained, tmp)
-        os.replace(tmp, path)
-
-
-def _is_cached(setting: Setting, ctx: Context) -> bool:
-    # a disk entry that turns out torn is realise's cache miss: it then trains that one alone
-    path = _cache_path(setting, ctx)
-    return setting in ctx.cache or (path is not None and path.exists())
 
 
 def realise_all(settings: Sequence[Setting], ctx: Context,
@@ -412,7 +387,7 @@ def realise_all(settings: Sequence[Setting], ctx: Context,
     """
     groups: dict[Hashable, list[tuple[Setting, Objective]]] = {}
     for s in dict.fromkeys(settings):  # in order, each setting once
-        if _batchable(s) and not _is_cached(s, ctx):
+        if _batchable(s) and not is_cached(s, ctx):
             obj = s.objective(ctx.device)
             groups.setdefault(_batch_key(obj), []).append((s, obj))
     for group in groups.values():
@@ -424,5 +399,5 @@ def realise_all(settings: Sequence[Setting], ctx: Context,
                                  chunk=chunk)
         for (s, obj), res in zip(group, results, strict=True):
             cert, st = certify(obj, res, ctx.tau)
-            _store(Trained(s, obj, res, cert, st), ctx)
+            store(Trained(s, obj, res, cert, st), ctx)
     return [realise(s, ctx) for s in settings]

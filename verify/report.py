@@ -48,6 +48,22 @@ VERDICT_COLOURS = {
     "INCONCLUSIVE": "#bf8700",
     "VACUOUS": "#6e7781",
 }
+# Fields of results.json that measure the machine, not the theorem: two runs of the same
+# seed agree on everything else (tested: resumed runs, Dask vs local).
+TIMING_FIELDS = frozenset({"seconds", "train_seconds", "wall_seconds", "started", "finished",
+                           "command", "resumed_records", "git_commit", "seconds_per_step",
+                           "peak_memory_bytes"})
+
+
+def without_timing(x: Any) -> Any:
+    """``x`` (parsed results JSON) with every :data:`TIMING_FIELDS` key removed, at any depth."""
+    if isinstance(x, dict):
+        return {k: without_timing(v) for k, v in x.items() if k not in TIMING_FIELDS}
+    if isinstance(x, list):
+        return [without_timing(v) for v in x]
+    return x
+
+
 KEY_SETTING_FIELDS = ("widths", "activation", "lam", "n", "seed")
 FIGURE_KINDS = ("spectra", "norms", "alignment", "margins", "trajectory")
 LOG_FLOOR = 1e-18  # lowest floor for values <= 0 on log axes (the caption says how many)

@@ -180,17 +180,41 @@ def setting_key_json(setting_json: dict[str, Any], tau: float) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
+def cache_path(setting: Setting, ctx: Context) -> Path | None:
+    """The on-disk cache entry of ``setting`` (None without ``ctx.cache_dir``)."""
+    return (Path(ctx.cache_dir) / f"{setting_key(setting, ctx.tau)}.pt"
+            if ctx.cache_dir else None)
+
+
+def is_cached(setting: Setting, ctx: Context) -> bool:
+    """In memory or on disk (a torn disk entry is found out, as a miss, by :func:`realise`)."""
+    path = cache_path(setting, ctx)
+    return setting in ctx.cache or (path is not None and path.exists())
+
+
+def store(trained: Trained, ctx: Context) -> None:
+    """Put ``trained`` into ``ctx.cache`` and, with ``ctx.cache_dir``, on disk: written to a
+    per-process temporary file renamed into place, so a concurrent reader never sees a torn
+    file."""
+    ctx.cache[trained.setting] = trained
+    path = cache_path(trained.setting, ctx)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        torch.save(trained, tmp)
+        os.replace(tmp, path)
+
+
 def realise(setting: Setting, ctx: Context, observer: Observer | None = None) -> Trained:
     """Train ``setting`` to stationarity and certify it.
 
     Cached in memory and, with ``ctx.cache_dir``, on disk (torch.save), so re-checks and a
     resumed run never retrain. A run with an ``observer`` always trains: the observer must
-    see every step.
+    see every step. (Many settings at once, with batched GD: :func:`verify.ensemble.realise_all`.)
     """
     if observer is None and setting in ctx.cache:
         return ctx.cache[setting]
-    path = (Path(ctx.cache_dir) / f"{setting_key(setting, ctx.tau)}.pt"
-            if ctx.cache_dir and observer is None else None)
+    path = cache_path(setting, ctx) if observer is None else None
     if path is not None and path.exists():
         try:
             out = torch.load(path, map_location=ctx.device, weights_only=False)
@@ -203,12 +227,10 @@ def realise(setting: Setting, ctx: Context, observer: Observer | None = None) ->
     res = train(obj, setting.init(ctx.device), setting.train_config(ctx.max_seconds), observer)
     cert, st = certify(obj, res, ctx.tau)
     out = Trained(setting, obj, res, cert, st)
-    ctx.cache[setting] = out
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save(out, tmp)
-        os.replace(tmp, path)
+    if observer is None:
+        store(out, ctx)
+    else:
+        ctx.cache[setting] = out
     return out
 
 
