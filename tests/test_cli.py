@@ -79,6 +79,13 @@ BAD = [
     (["check", "T3", "--widths", "4,5,2", "--activation", "gelu"], "gelu"),
     (["check", "T3", "--widths", "4,5,2", "--data", "whitened", "--n", "2"], "n=2"),
     (["check", "T3", "--widths", "4,5,2", "--data", "digits", "--n", "5000"], "5000"),
+    (["check", "T3", "--widths", "192,3", "--data", "images", "--conv", "4,x"], "4,x"),
+    (["check", "T3", "--widths", "192,3", "--data", "images", "--conv", "0"], "'0'"),
+    (["check", "T3", "--widths", "64,3", "--data", "images", "--conv", "4",
+      "--activation", "identity"], "(64, 3)"),
+    (["check", "T3", "--widths", "192,3", "--data", "images", "--conv", "4"], "'relu'"),
+    (["check", "T3", "--widths", "100,3", "--data", "images", "--activation", "tanh"], "100"),
+    (["check", "T3", "--widths", "4,5,2", "--precision", "fp8"], "fp8"),
     (["report", "/nonexistent/run"], "/nonexistent/run"),
     (["frobnicate"], "frobnicate"),
 ]

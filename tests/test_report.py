@@ -41,6 +41,10 @@ def _example(seed: int, margin: float | None, verdict: str, series: bool) -> dic
             "min_hessian_eig": None, "hessian_method": "skipped", "collapsed": False,
             "optimizer_steps": 1234, "stop_reason": "gradient below tau", "train_seconds": 0.4,
             "reason": "ok",
+            "cost": {"precision": "tf32", "device": "cpu", "steps": 300,
+                     "seconds_per_step": 0.0125 * (seed + 1), "parameters": 1000 * (seed + 1),
+                     "peak_memory_bytes": 3 * 2**20, "memory": "process peak RSS",
+                     "residual_float64": 0.5},
         },
         "details": {"effective_rank": 2.0, "note": "synthetic", "ranks": [2, 2, 1]},
     }
@@ -246,3 +250,14 @@ def test_plot_specs_render(tmp_path: Path) -> None:
     for title in ("rank vs λ", "merge", "rank over (η, λ)"):
         assert title in page
     assert page.count("data:image/png;base64,") >= 3
+
+
+def test_training_cost_table_lists_networks_largest_first(rendered: tuple[Path, Path]
+                                                          ) -> None:
+    md = rendered[1].read_text() if rendered[1].suffix == ".md" else rendered[0].read_text()
+    assert "Training cost" in md
+    table = md[md.index("Training cost"):]
+    assert "tf32 on cpu" in table and "3 MiB (process peak RSS)" in table
+    # seed 1 (2000 parameters, 0.025 s/step) before seed 0 (1000, 0.0125)
+    assert table.index("| 2000 |") < table.index("| 1000 |")
+    assert table.index("0.025") < table.index("0.0125")

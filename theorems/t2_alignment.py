@@ -20,7 +20,13 @@ from verify import measures
 from verify.evidence import network_series
 from verify.models import ACTIVATIONS, weights
 from verify.setting import Context, Scale, Setting, realise
-from verify.strategies import PAPER_RELU_MLP, networks
+from verify.strategies import (
+    PAPER_RELU_MLP,
+    SMALL_CONVNET,
+    image_convnet,
+    networks,
+    wide_mlp,
+)
 from verify.theorem import Control, Theorem
 from verify.verdict import Outcome, Verdict, combine, judge
 
@@ -75,7 +81,10 @@ def controls(scale: Scale) -> tuple[Control, ...]:
 
 
 def pinned(scale: Scale) -> tuple[Setting, ...]:
-    return (PAPER_RELU_MLP,)
+    """The paper's ReLU MLP and a small conv net; at the large scale a width-4096 MLP and a
+    conv net on 32×32×3 images (TF32 first phase, float64 certificate)."""
+    large = (wide_mlp("softplus"), image_convnet("softplus")) if scale.name == "large" else ()
+    return (PAPER_RELU_MLP, image_convnet("softplus", **SMALL_CONVNET), *large)
 
 
 THEOREM = Theorem(
@@ -86,7 +95,8 @@ THEOREM = Theorem(
               "cos(W_k, −g_k) = 1; at residual r_k, cos(W_k, −g_k) ≥ √(1 − r_k²).",
     latex=r"\cos(W_k, -g_k) \geq \sqrt{1 - r_k^2}",
     assumptions=("F = L̂ + (λ/2)Σ‖W_k‖² with λ > 0 (coupled decay)",
-                 "any differentiable network (relu/leaky_relu via Clarke subgradients)",
+                 "any differentiable network (relu/leaky_relu via Clarke subgradients), "
+                 "dense or convolutional",
                  "θ certified stationary: max r_k ≤ τ"),
     strategy=settings,
     check=check,

@@ -27,9 +27,18 @@ from verify.evidence import network_series
 from verify.models import HOMOGENEOUS, KinkSlopes, Params, forward, piece_of, weights
 from verify.objective import Objective, data_loss
 from verify.setting import Context, Scale, Setting, realise
-from verify.strategies import PAPER_RELU_MLP, networks
+from verify.strategies import (
+    PAPER_RELU_MLP,
+    SMALL_CONVNET,
+    image_convnet,
+    networks,
+    wide_mlp,
+)
 from verify.theorem import Control, Theorem
 from verify.verdict import Outcome, Verdict, combine, judge
+
+# the width-4096 MLP of the large scale (relu: its kinks are certified by verify.kinks)
+LARGE_MLP_ACTIVATION = "relu"
 
 
 def settings(scale: Scale) -> st.SearchStrategy[Setting]:
@@ -80,6 +89,8 @@ def controls(scale: Scale) -> tuple[Control, ...]:
                 Setting(**{**base.__dict__, "activation": "tanh"})),
         Control("softplus", "softplus activation (not homogeneous)", Verdict.FAIL,
                 Setting(**{**base.__dict__, "activation": "softplus"})),
+        Control("conv net, softplus", "the small conv net with softplus (not homogeneous)",
+                Verdict.FAIL, image_convnet("softplus", **SMALL_CONVNET)),
         Control("residual block", "skip connection h₂ = h₁ + relu(W₂h₁): W₂ is not a "
                 "homogeneous factor", Verdict.FAIL,
                 Setting(**{**base.__dict__, "residual": True})),
@@ -87,7 +98,12 @@ def controls(scale: Scale) -> tuple[Control, ...]:
 
 
 def pinned(scale: Scale) -> tuple[Setting, ...]:
-    return (PAPER_RELU_MLP,)
+    """The paper's ReLU MLP and a small linear conv net (homogeneous in every kernel); at
+    the large scale a width-4096 MLP and a conv net on 32×32×3 images (TF32 first phase,
+    float64 certificate)."""
+    large = ((wide_mlp(LARGE_MLP_ACTIVATION), image_convnet("identity"))
+             if scale.name == "large" else ())
+    return (PAPER_RELU_MLP, image_convnet("identity", **SMALL_CONVNET), *large)
 
 
 THEOREM = Theorem(
@@ -99,7 +115,7 @@ THEOREM = Theorem(
               "‖W_j‖‖R_j‖.",
     latex=r"\left|\|W_k\|_F^2 - \|W_j\|_F^2\right| \leq \|W_k\|_F\|R_k\|_F"
           r" + \|W_j\|_F\|R_j\|_F",
-    assumptions=("no biases, σ ∈ {relu, leaky_relu, identity}", "λ > 0",
+    assumptions=("no biases, σ ∈ {relu, leaky_relu, identity} (conv nets: identity)", "λ > 0",
                  "θ certified stationary: max r_k ≤ τ"),
     strategy=settings,
     check=check,

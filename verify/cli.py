@@ -95,10 +95,34 @@ def _widths(text: str) -> tuple[int, ...]:
     return ws
 
 
+def _channels(text: str) -> tuple[int, ...]:
+    try:
+        cs = tuple(int(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise _bad("--conv", text, "comma-separated positive integers, e.g. 16,32") from None
+    if not cs or not all(c >= 1 for c in cs):
+        raise _bad("--conv", text, "one or more positive channel counts, e.g. 16,32")
+    return cs
+
+
+def _cost_text(cert: dict[str, Any]) -> str:
+    """The first phase's size, precision, time per step and peak memory, for big or
+    low-precision networks (the large scale); empty otherwise."""
+    cost = cert.get("cost") or {}
+    if not cost or (cost.get("precision") == "float64" and cost.get("parameters", 0) < 1e5):
+        return ""
+    sps = cost.get("seconds_per_step")
+    step = f"{1e3 * sps:.3g} ms/step" if isinstance(sps, float) and math.isfinite(sps) else ""
+    return (f" [{cost.get('parameters', 0):,} params, {cost.get('precision')} on "
+            f"{cost.get('device')}, {step}, peak {cost.get('peak_memory_bytes', 0) / 2**20:.0f}"
+            f" MiB]")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from verify.data import KINDS, LOSSES
     from verify.models import ACTIVATIONS
     from verify.setting import SCALES
+    from verify.train import PRECISIONS
 
     p = _Parser(prog="python -m verify", description=(
         "Executable theorems on low-rank bias under weight decay: train networks to "
@@ -156,6 +180,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--steps", type=_nonneg_int("--steps"), default=300,
                    help="GD steps before polishing")
     c.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
+    c.add_argument("--conv", type=_channels, default=None, metavar="C1,C2,…",
+                   help="a conv net instead of an MLP: 3×3 stride-2 conv layers with these "
+                        "channels, then a dense head; needs --data images and --widths "
+                        "3·S²,d_out (e.g. 3072,10 for 32×32×3 images) and a smooth activation")
+    c.add_argument("--precision", default="float64", choices=list(PRECISIONS),
+                   help="precision of the GD phase; polish and certificate are always float64 "
+                        "(default: float64; tf32 = float32 on a CPU)")
+    c.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="auto = cuda when present (default), else cpu")
     c.add_argument("--tau", type=_float_in("--tau", 0.0, 1.0, lo_open=True), default=1e-6)
     c.add_argument("--json", action="store_true", help="print the outcome as JSON")
     g = sub.add_parser("regress", help="compare a run with a baseline; exit 1 on a theory "
@@ -261,7 +294,8 @@ class Progress:
         if rec["kind"] == "control" and not rec.get("as_expected"):
             flag = f"  (expected {rec['expected']})"
         print(f"[{done:>3}/{total}] {rec['theorem']} {what:<28} {rec['verdict']:<12}{rtxt}"
-              f"  {rec['seconds']:.1f}s{flag}   elapsed {el:.0f}s, ~{eta:.0f}s left",
+              f"  {rec['seconds']:.1f}s{flag}{_cost_text(cert)}   elapsed {el:.0f}s, "
+              f"~{eta:.0f}s left",
               file=self.stream, flush=True)
 
 
@@ -328,7 +362,9 @@ def cmd_run(a: argparse.Namespace) -> int:
             "started": started.isoformat(timespec="seconds"),
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
             "wall_seconds": time.perf_counter() - t0, "seed": a.seed, "scale": a.scale,
-            "device": device, "dtype": "float64", "examples": n, "tau": a.tau,
+            "device": device,
+            "dtype": "float64 (polish, certificates; first phases at each setting's precision)",
+            "examples": n, "tau": a.tau,
             "theorems_requested": [t.id for t in theorems],
             "command": "python -m verify " + " ".join(sys.argv[1:]), "versions": _versions(),
             "git_commit": _git_commit(), "platform": platform.platform(), "threads": 1,
@@ -352,15 +388,17 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 def cmd_check(a: argparse.Namespace) -> int:
     from verify.executor import pin_threads
-    from verify.setting import Context, Setting
+    from verify.setting import Context, Setting, default_device
     from verify.theorem import select
 
     thm = select([a.theorem])[0]
     s = Setting(widths=a.widths, activation=a.activation, lam=a.lam, n=a.n, data=a.data,
-                loss=a.loss, dim=a.dim, lr=a.lr, steps=a.steps, seed=a.seed)
+                loss=a.loss, dim=a.dim, lr=a.lr, steps=a.steps, seed=a.seed, conv=a.conv,
+                precision=a.precision)
     s.dataset()  # validate data arguments before training
+    device = default_device(a.device)
     pin_threads()
-    out = thm.check(s, Context(tau=a.tau))
+    out = thm.check(s, Context(tau=a.tau, device=device))
     rec = out.to_json()
     rec["setting"] = s.to_json()
     if a.json:
@@ -372,7 +410,8 @@ def cmd_check(a: argparse.Namespace) -> int:
         if cert:
             print(f"  certificate: {cert['reason']}; max r_k = {cert['max_residual']:.3g} "
                   f"({cert['residual_kind']}, {cert['kinks']} kinks); λ_min(∇²F) = "
-                  f"{cert['min_hessian_eig']} ({cert['hessian_method']})")
+                  f"{cert['min_hessian_eig']} ({cert['hessian_method']})"
+                  f"{_cost_text(cert)}")
     return EXIT_NOT_AS_EXPECTED if str(out.verdict) == "FAIL" else EXIT_OK
 
 

@@ -64,7 +64,7 @@ def without_timing(x: Any) -> Any:
     return x
 
 
-KEY_SETTING_FIELDS = ("widths", "activation", "lam", "n", "seed")
+KEY_SETTING_FIELDS = ("widths", "conv", "activation", "lam", "n", "seed", "precision")
 FIGURE_KINDS = ("spectra", "norms", "alignment", "margins", "trajectory")
 LOG_FLOOR = 1e-18  # lowest floor for values <= 0 on log axes (the caption says how many)
 FIG_SIZE = (6.0, 3.2)
@@ -993,6 +993,44 @@ def _theorem_blocks(theorem: dict, slug: str, figures: list[_Figure]) -> list[An
     return blocks
 
 
+def _cost_blocks(theorems: list[dict]) -> list[Any]:
+    """Time per step and peak memory of every trained network's first phase (largest first),
+    and where it left the residual: the large scale's question (float32/TF32, then float64)."""
+    rows = []
+    for th in theorems:
+        for kind, entries in (("example", th.get("examples")), ("control", th.get("controls"))):
+            for i, e in enumerate(_dicts(entries)):
+                cert = _dict(e.get("certificate"))
+                cost = _dict(cert.get("cost"))
+                if not cost:
+                    continue
+                peak = _num(cost.get("peak_memory_bytes"))
+                rows.append((_num(cost.get("parameters")) or 0.0, [
+                    _Cell(f"{_fmt(th.get('id'))} {kind} #{i}"),
+                    _Cell(_setting_text(e.get("setting"), key_only=True) or "—", "code"),
+                    _num_cell(cost.get("parameters")),
+                    _Cell(f"{_fmt(cost.get('precision'))} on {_fmt(cost.get('device'))}"),
+                    _num_cell(cost.get("steps")),
+                    _num_cell(cost.get("seconds_per_step")),
+                    _Cell(f"{peak / 2**20:.0f} MiB ({_fmt(cost.get('memory'))})"
+                          if peak is not None else "—"),
+                    _num_cell(cost.get("residual_float64")),
+                    _num_cell(cert.get("max_residual")),
+                    _Cell(_fmt_seconds(cert.get("train_seconds")), "num"),
+                ]))
+    if not rows:
+        return []
+    rows.sort(key=lambda r: -r[0])
+    heads = ["entry", "setting", "parameters", "first phase", "steps", "s/step", "peak memory",
+             "r after first phase (float64)", "r certified (float64)", "train time"]
+    return [_Fold(f"Training cost ({len(rows)} networks, largest first)", [
+        _Para("First phase = the GD/SGD steps at the setting's precision; polishing and the "
+              "certificate are float64. Peak memory on a CPU is the worker process's peak "
+              "RSS so far (an upper bound); on a GPU, the CUDA allocator's peak during the "
+              "phase.", style="muted"),
+        _Table(heads, [r for _, r in rows])])]
+
+
 def _document(results: dict, figures: dict[str, list[_Figure]]) -> list[Any]:
     theorems = _dicts(results.get("theorems"))
     slugs = _slugs(theorems)
@@ -1005,6 +1043,7 @@ def _document(results: dict, figures: dict[str, list[_Figure]]) -> list[Any]:
             for t, s in zip(theorems, slugs, strict=True)
         ]))
     blocks += _summary_blocks(theorems, slugs)
+    blocks += _cost_blocks(theorems)
     blocks += _run_blocks(results)
     for th, slug in zip(theorems, slugs, strict=True):
         blocks += _theorem_blocks(th, slug, figures.get(slug, []))
