@@ -92,8 +92,8 @@ def bench(session: nox.Session) -> None:
     measured matmul peak, ensemble vs loop, time to a certificate, spectra. Each run is saved
     under .benchmarks/ (git-ignored) and compared with the previous save — when there is
     none, the comparison is left out instead of failing. Writes benchmarks/results.md.
-    About 5–10 minutes on a 2-core CPU."""
-    _install(session)
+    About 5–10 minutes on a 2-core CPU. Installs WeightWatcher (the spectra comparison)."""
+    _install(session, "test,weightwatcher")
     saved = sorted(Path(".benchmarks").glob("*/*.json"))
     compare = ["--benchmark-compare"] if saved else []
     if not saved:

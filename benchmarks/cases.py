@@ -7,9 +7,14 @@ layer z = h Wᵀ with h ∈ R^{n×a}, W ∈ R^{b×a} costs 2nab forward, 2nab fo
 
 from __future__ import annotations
 
+import concurrent.futures
 import math
+import multiprocessing
+import resource
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import torch
 
@@ -18,7 +23,25 @@ from verify.certificate import Certificate, certify
 from verify.ensemble import train_ensemble
 from verify.models import Architecture, Params, init_params
 from verify.objective import Objective
+from verify.runner import pin_threads
+from verify.strategies import image_convnet, wide_mlp
 from verify.train import TrainConfig, TrainResult, relative_residual, train
+
+T = TypeVar("T")
+
+
+# Benchmarks run on the GPU when there is one (the CUDA build of the same torch pin), else
+# on the CPU; every timed workload ends with synchronize() so a GPU time is the work's time.
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def synchronize() -> None:
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+
+
+def device_name() -> str:
+    return torch.cuda.get_device_name() if DEVICE == "cuda" else "CPU"
 
 
 def matmul_flops(n: int) -> float:
@@ -28,8 +51,8 @@ def matmul_flops(n: int) -> float:
 
 def matmul(n: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(0)
-    return (torch.randn(n, n, generator=gen, dtype=dtype),
-            torch.randn(n, n, generator=gen, dtype=dtype))
+    return (torch.randn(n, n, generator=gen, dtype=dtype).to(DEVICE),
+            torch.randn(n, n, generator=gen, dtype=dtype).to(DEVICE))
 
 
 def gd_step_flops(widths: tuple[int, ...], n: int) -> float:
@@ -41,19 +64,21 @@ def gd_step_flops(widths: tuple[int, ...], n: int) -> float:
 def mlp_problem(widths: tuple[int, ...], activation: str, n: int, seed: int = 0,
                 lam: float = 1e-2, dtype: torch.dtype = torch.float64
                 ) -> tuple[Objective, Params]:
-    """Clusters data (squared loss), He init; float32 casts data and init."""
+    """Clusters data (squared loss), He init, on :data:`DEVICE`; float32 casts data and
+    init."""
     arch = Architecture(widths, activation)
-    ds = D.clusters(n, widths[0], widths[-1], seed)
-    if dtype != torch.float64:
-        ds = D.Dataset(ds.X.to(dtype), ds.Y.to(dtype), ds.loss, ds.name, ds.labels)
-    init = tuple(p.to(dtype) for p in init_params(arch, seed + 7919))
+    ds = D.clusters(n, widths[0], widths[-1], seed).to(DEVICE, dtype)
+    init = tuple(p.to(DEVICE, dtype) for p in init_params(arch, seed + 7919))
     return Objective(arch, ds, lam), init
 
 
-def gd_steps(obj: Objective, init: Params, steps: int, lr: float = 0.01) -> TrainResult:
+def gd_steps(obj: Objective, init: Params, steps: int, lr: float = 0.01,
+             precision: str = "float64") -> TrainResult:
     """The engine's full-batch GD phase only (no intermediate trace: record at the end)."""
-    return train(obj, init, TrainConfig(lr=lr, steps=steps, polish=False, record_every=steps,
-                                        max_seconds=1e9))
+    out = train(obj, init, TrainConfig(lr=lr, steps=steps, polish=False, record_every=steps,
+                                       max_seconds=1e9, precision=precision))
+    synchronize()
+    return out
 
 
 def ensemble_problems(K: int, width: int, n: int = 128) -> tuple[list[Objective], list[Params],
@@ -71,9 +96,11 @@ def ensemble_problems(K: int, width: int, n: int = 128) -> tuple[list[Objective]
 
 def ensemble_gd(objs: list[Objective], inits: list[Params], lrs: list[float],
                 steps: int) -> list[TrainResult]:
-    return train_ensemble(objs, inits, [TrainConfig(lr=lr, steps=steps, polish=False,
-                                                    record_every=steps, max_seconds=1e9)
-                                        for lr in lrs])
+    out = train_ensemble(objs, inits, [TrainConfig(lr=lr, steps=steps, polish=False,
+                                                   record_every=steps, max_seconds=1e9)
+                                       for lr in lrs])
+    synchronize()
+    return out
 
 
 def loop_gd(objs: list[Objective], inits: list[Params], lrs: list[float],
@@ -146,3 +173,32 @@ def weightwatcher_analyze(Ws: list[torch.Tensor]) -> object:
 
 def gflops(flops: float, seconds: float) -> float:
     return flops / seconds / 1e9 if seconds > 0 else math.nan
+
+
+# The large scale's networks (verify.strategies) and a deeper MLP, for time and memory per
+# step of the first phase at each precision.
+LARGE = {
+    "MLP 64-4096-10": lambda: wide_mlp("relu"),
+    "MLP 64-4096-4096-10": lambda: replace(wide_mlp("relu"), widths=(64, 4096, 4096, 10)),
+    "conv 3×32×32 → 16 → 32 → 10": lambda: image_convnet("softplus"),
+}
+
+
+def large_step(name: str, precision: str, steps: int) -> dict:
+    """Run ``steps`` first-phase steps of a large network at ``precision`` in THIS process and
+    return the phase's cost (:attr:`verify.train.TrainResult.cost`) plus the process's peak
+    RSS before training. Meant for a fresh process (:func:`in_fresh_process`), so the peak
+    RSS is this workload's alone."""
+    pin_threads(1)
+    s = replace(LARGE[name](), precision=precision, steps=steps, polish=False)
+    obj, init = s.objective(DEVICE), s.init(DEVICE)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    res = train(obj, init, s.train_config(1e9))
+    return {**res.cost, "rss_before_bytes": before, "finite": res.finite}
+
+
+def in_fresh_process(fn: Callable[..., T], *args: object) -> T:
+    """``fn(*args)`` in a new (spawned) interpreter: its own peak RSS, no warm caches."""
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as pool:
+        return pool.submit(fn, *args).result()

@@ -18,6 +18,7 @@ import torch
 from benchmarks import cases, table
 from verify import measures
 from verify.runner import pin_threads
+from verify.train import matmul_precision
 
 Timed = Callable[..., tuple[float, Any]]
 
@@ -30,26 +31,57 @@ SMALL = (16, 16, 16, 4)  # the small-matrix net of the thread comparison
 SMALL_N = 64
 
 
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
-def test_matmul_peak(timed: Timed, dtype: torch.dtype) -> None:
-    """The machine's matmul peak: one large torch.matmul, 1 thread."""
-    A, B = cases.matmul(PEAK_N, dtype)
-    sec, _ = timed(lambda: A @ B, rounds=3, warmup=1)
-    table.put(f"peak/{str(dtype).split('.')[-1]}",
-              {"n": PEAK_N, "gflops": cases.gflops(cases.matmul_flops(PEAK_N), sec)})
+PRECISIONS = ["float64", "float32", "tf32"]
 
 
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
-def test_gd_step_throughput(timed: Timed, dtype: torch.dtype) -> None:
+def _cuda_only(precision: str) -> None:
+    if precision == "tf32" and cases.DEVICE != "cuda":
+        pytest.skip("TF32 is a CUDA matmul mode; on a CPU it is float32 (measured above)")
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_matmul_peak(timed: Timed, precision: str) -> None:
+    """The machine's matmul peak: one large torch.matmul (1 thread on a CPU)."""
+    _cuda_only(precision)
+    n = PEAK_N if cases.DEVICE == "cpu" else 4 * PEAK_N
+    A, B = cases.matmul(n, torch.float64 if precision == "float64" else torch.float32)
+    with matmul_precision(precision):
+        sec, _ = timed(lambda: (A @ B, cases.synchronize()), rounds=3, warmup=1)
+    table.put(f"peak/{precision}", {"n": n, "gflops": cases.gflops(cases.matmul_flops(n), sec)})
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_gd_step_throughput(timed: Timed, precision: str) -> None:
     """Full-batch GD steps/s of the 64-64-64 ReLU MLP on 512 samples."""
-    obj, init = cases.mlp_problem(MLP, "relu", MLP_N, dtype=dtype)
+    _cuda_only(precision)
+    obj, init = cases.mlp_problem(MLP, "relu", MLP_N)
     steps = 200
-    sec, res = timed(lambda: cases.gd_steps(obj, init, steps), rounds=3, warmup=1)
+    sec, res = timed(lambda: cases.gd_steps(obj, init, steps, precision=precision),
+                     rounds=3, warmup=1)
     assert res.gd_steps == steps and res.finite
     flops = cases.gd_step_flops(MLP, MLP_N) * steps
-    table.put(f"gd/{str(dtype).split('.')[-1]}", {
+    table.put(f"gd/{precision}", {
         "label": f"ReLU MLP {'-'.join(map(str, MLP))}, n = {MLP_N}",
         "steps_per_s": steps / sec, "gflops": cases.gflops(flops, sec)})
+
+
+# steps of the first phase per large workload: enough for a stable per-step time, few
+# enough for the 2-core CPU (the deep MLP's float64 step takes ~1.5 s there)
+LARGE_STEPS = {"cpu": {"MLP 64-4096-10": 20, "MLP 64-4096-4096-10": 3,
+                       "conv 3×32×32 → 16 → 32 → 10": 10},
+               "cuda": {"MLP 64-4096-10": 200, "MLP 64-4096-4096-10": 100,
+                        "conv 3×32×32 → 16 → 32 → 10": 200}}
+
+
+@pytest.mark.parametrize("precision", ["float64", "tf32"])
+@pytest.mark.parametrize("name", sorted(cases.LARGE))
+def test_large_scale_step(name: str, precision: str) -> None:
+    """Time and peak memory per first-phase step of the large scale's networks, each in a
+    fresh process (its own peak RSS on a CPU; the CUDA allocator's peak on a GPU)."""
+    steps = LARGE_STEPS[cases.DEVICE][name]
+    cost = cases.in_fresh_process(cases.large_step, name, precision, steps)
+    assert cost["finite"] and cost["steps"] == steps
+    table.put(f"large/{name}/{precision}", cost)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -185,7 +185,9 @@ def _first_phase(obj: Objective, init: Params, cfg: TrainConfig, observer: Obser
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
-    lo_obj, lo_init = at_precision(obj, init, cfg.precision)
+    # float64 leaves the inputs' own dtype alone (ensembles, callers with float32 tensors)
+    lo_obj, lo_init = ((obj, init) if cfg.precision == "float64"
+                       else at_precision(obj, init, cfg.precision))
     t0 = time.perf_counter()
     with matmul_precision(cfg.precision):
         params, steps, reason = _gd_phase(lo_obj, lo_init, cfg, observer, deadline, trace)
@@ -194,7 +196,9 @@ def _first_phase(obj: Objective, init: Params, cfg: TrainConfig, observer: Obser
     seconds = time.perf_counter() - t0
     peak, kind = _peak_memory(device)
     cost: dict[str, float | str] = {
-        "precision": cfg.precision, "device": str(device), "steps": steps,
+        "precision": (cfg.precision if cfg.precision != "float64"
+                      else str(init[0].dtype).removeprefix("torch.")),
+        "device": str(device), "steps": steps,
         "seconds_per_step": seconds / steps if steps else math.nan,
         "parameters": sum(p.numel() for p in init), "peak_memory_bytes": peak,
         "memory": kind}
