@@ -6,6 +6,7 @@ the CPU wheel on CPU machines, the CUDA build on GPU machines).
     nox -s verify    # quick verification of all theorems; writes reports/runs/quick/
     nox -s regress   # quick verification vs the committed baseline (theory regression)
     nox -s lint      # ruff
+    nox -s large     # the large scale (width 4096, conv net on 32×32×3; GPU when present)
     nox -s nightly   # thorough Hypothesis profile and a standard-scale verification
     nox -s sweep     # T5's paper experiment: rank contours (resumable); -- --scale large
     nox -s bench     # benchmarks (pytest-benchmark), table in benchmarks/results.md
@@ -65,6 +66,16 @@ def lint(session: nox.Session) -> None:
     """ruff over the whole project."""
     session.install(*CONSTRAINTS, "ruff")
     session.run("ruff", "check", ".")
+
+
+@nox.session
+def large(session: nox.Session) -> None:
+    """The large scale: wider drawn networks, a width-4096 MLP and a conv net on 32×32×3
+    images (TF32 first phase on a GPU, float32 on a CPU; float64 certificates). Hours on a
+    2-core CPU for all theorems: pass e.g. ``-- --theorem T3 --examples 4``."""
+    _install(session)
+    session.run("python", "-m", "verify", "run", "--scale", "large", "--out",
+                "reports/runs/large", *session.posargs, env=ENV, success_codes=[0, 1])
 
 
 @nox.session

@@ -65,7 +65,7 @@ def _layer_scale(obj: Objective, params: Params) -> Tensor:
         k = i % obj.arch.depth
         wn = float(torch.linalg.norm(params[k]))
         parts.append(torch.full((p.numel(),), 1.0 / (obj.lam * max(wn, 1e-300)),
-                                dtype=p.dtype))
+                                dtype=p.dtype, device=p.device))
     return torch.cat(parts)
 
 
