@@ -51,8 +51,9 @@ PAPER_RELU_MLP = Setting(widths=(8, 12, 12, 3), activation="relu", lam=0.01, n=2
 # The large scale's networks (issue 6): a dense layer of width 4096 and a small conv net on
 # 32×32×3 synthetic images, n = 256. The first phase runs in TF32 (plain float32 on a CPU),
 # where wide nets spend their steps; polishing and the certificate are float64, so the
-# verdict rests on float64 residuals. Measured on the 2-core CPU (1 thread): 10–20 ms per
-# TF32 step, 45 s (linear) to ~8 min (softplus MLP, L-BFGS) per certified network.
+# verdict rests on float64 residuals. Measured on the 2-core CPU (1 thread): 13–50 ms per
+# TF32 step; 13 s (linear MLP) to 3–8 min (softplus MLP, L-BFGS) per certified network; the
+# ReLU MLP is not certified (its kinks, see theorems/t3_norms.py).
 def wide_mlp(activation: str) -> Setting:
     """64 → 4096 → 10 on Gaussian clusters, cross-entropy, λ = 1e-2."""
     return Setting(widths=(64, 4096, 10), activation=activation, lam=0.01, n=256,
