@@ -179,3 +179,33 @@ def test_conv_net_under_t2_and_t3() -> None:
         assert t2_alignment.check(s, ctx).verdict == Verdict.PASS
     assert t3_norms.check(lin, ctx).verdict == Verdict.PASS
     assert t3_norms.check(soft, ctx).verdict == Verdict.FAIL
+
+
+def test_large_scale_pins_wide_and_conv_networks() -> None:
+    """--scale large adds the width-4096 MLPs and the 32×32×3 conv net to T2 and T3, with a
+    TF32 first phase; the quick scale does not."""
+    from verify.runner import plan
+    from verify.setting import SCALES
+
+    tasks = plan([t2_alignment.THEOREM, t3_norms.THEOREM], SCALES["large"], 0, 0)
+    pinned = [t.setting for t in tasks if t.kind == "example"]
+    assert any(s.widths == (64, 4096, 10) for s in pinned)
+    assert any(s.conv == (16, 32) and s.widths == (3072, 10) for s in pinned)
+    assert all(s.precision == "tf32" for s in pinned if max(s.widths) >= 3072)
+    quick = plan([t3_norms.THEOREM], SCALES["quick"], 0, 0)
+    assert not any(max(t.setting.widths) >= 3072 for t in quick)
+
+
+def test_wide_linear_mlp_certifies_in_float64_after_tf32() -> None:
+    """End to end at width 4096 on the CPU (~15 s): the TF32 (= float32 here) phase leaves
+    r ~ 1 in float64, the float64 polish certifies it, and T3 passes with the
+    certificate-derived tolerance."""
+    from verify.strategies import wide_mlp
+
+    s = wide_mlp("identity")
+    ctx = Context()
+    t = realise(s, ctx)
+    assert t.certificate.certified and t.certificate.max_residual < 1e-9
+    assert t.certificate.cost["precision"] == "tf32"
+    assert t.certificate.cost["residual_float64"] > 1e3 * t.certificate.max_residual
+    assert t3_norms.check(s, ctx).verdict == Verdict.PASS
