@@ -62,13 +62,12 @@ def gd_step_flops(widths: tuple[int, ...], n: int) -> float:
 
 
 def mlp_problem(widths: tuple[int, ...], activation: str, n: int, seed: int = 0,
-                lam: float = 1e-2, dtype: torch.dtype = torch.float64
-                ) -> tuple[Objective, Params]:
-    """Clusters data (squared loss), He init, on :data:`DEVICE`; float32 casts data and
-    init."""
+                lam: float = 1e-2) -> tuple[Objective, Params]:
+    """Clusters data (squared loss), He init, float64 on :data:`DEVICE` (a lower precision
+    is the training config's ``precision``, as in the harness)."""
     arch = Architecture(widths, activation)
-    ds = D.clusters(n, widths[0], widths[-1], seed).to(DEVICE, dtype)
-    init = tuple(p.to(DEVICE, dtype) for p in init_params(arch, seed + 7919))
+    ds = D.clusters(n, widths[0], widths[-1], seed).to(DEVICE)
+    init = init_params(arch, seed + 7919, device=DEVICE)
     return Objective(arch, ds, lam), init
 
 

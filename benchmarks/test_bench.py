@@ -66,7 +66,7 @@ def test_gd_step_throughput(timed: Timed, precision: str) -> None:
 
 
 # steps of the first phase per large workload: enough for a stable per-step time, few
-# enough for the 2-core CPU (the deep MLP's float64 step takes ~1.5 s there)
+# enough for the 2-core CPU (the deep MLP's float64 step measured 2.7–3.5 s there)
 LARGE_STEPS = {"cpu": {"MLP 64-4096-10": 20, "MLP 64-4096-4096-10": 3,
                        "conv 3×32×32 → 16 → 32 → 10": 10},
                "cuda": {"MLP 64-4096-10": 200, "MLP 64-4096-4096-10": 100,

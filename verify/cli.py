@@ -81,13 +81,16 @@ def _float_in(name: str, lo: float, hi: float, lo_open: bool = False) -> Any:
     return conv
 
 
-def _widths(text: str) -> tuple[int, ...]:
-    parts = [p.strip() for p in text.split(",") if p.strip()]
+def _ints(flag: str, text: str, example: str) -> tuple[int, ...]:
+    """Comma-separated integers (empty items ignored); the caller checks their range."""
     try:
-        ws = tuple(int(p) for p in parts)
+        return tuple(int(p) for p in text.split(",") if p.strip())
     except ValueError:
-        raise _bad("--widths", text, "comma-separated positive integers, e.g. 8,16,16,3"
-                   ) from None
+        raise _bad(flag, text, f"comma-separated positive integers, e.g. {example}") from None
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    ws = _ints("--widths", text, "8,16,16,3")
     if len(ws) < 2:
         raise _bad("--widths", text, "at least two widths d_0,d_1 (depth ≥ 1)")
     if not all(w >= 1 for w in ws):
@@ -96,10 +99,7 @@ def _widths(text: str) -> tuple[int, ...]:
 
 
 def _channels(text: str) -> tuple[int, ...]:
-    try:
-        cs = tuple(int(p) for p in text.split(",") if p.strip())
-    except ValueError:
-        raise _bad("--conv", text, "comma-separated positive integers, e.g. 16,32") from None
+    cs = _ints("--conv", text, "16,32")
     if not cs or not all(c >= 1 for c in cs):
         raise _bad("--conv", text, "one or more positive channel counts, e.g. 16,32")
     return cs
