@@ -18,14 +18,17 @@ from typing import TypeVar
 
 import torch
 
-from verify import data as D
-from verify.certificate import Certificate, certify
-from verify.ensemble import train_ensemble
-from verify.models import Architecture, Params, init_params
-from verify.objective import Objective
-from verify.runner import pin_threads
-from verify.strategies import image_convnet, wide_mlp
-from verify.train import TrainConfig, TrainResult, relative_residual, train
+from verify.claims.strategies import image_convnet, wide_mlp
+from verify.engine.certificate import Certificate, certify
+from verify.engine.ensemble import train_ensemble
+from verify.engine.residual import relative_residual
+from verify.engine.train import TrainConfig, TrainResult, train
+from verify.nets import data as D
+from verify.nets.activations import Params
+from verify.nets.dense import Architecture
+from verify.nets.network import init_params
+from verify.nets.objective import Objective
+from verify.run.executor import pin_threads
 
 T = TypeVar("T")
 
@@ -143,7 +146,7 @@ def plain_gd_to(obj: Objective, init: Params, r_target: float = 1e-4, lr: float 
 
 
 def engine_to(obj: Objective, init: Params, tau: float = 1e-6) -> ToCertificate:
-    """verify.train.train with its defaults (GD + L-BFGS + Newton; kinked: continuation),
+    """verify.engine.train.train with its defaults (GD + L-BFGS + Newton; kinked: continuation),
     then the certificate at τ (the harness default 1e-6)."""
     t0 = time.perf_counter()
     res = train(obj, init, TrainConfig(max_seconds=300.0))
@@ -174,7 +177,7 @@ def gflops(flops: float, seconds: float) -> float:
     return flops / seconds / 1e9 if seconds > 0 else math.nan
 
 
-# The large scale's networks (verify.strategies) and a deeper MLP, for time and memory per
+# The large scale's networks (verify.claims.strategies) and a deeper MLP, for time and memory per
 # step of the first phase at each precision.
 LARGE = {
     "MLP 64-4096-10": lambda: wide_mlp("relu"),
@@ -185,7 +188,7 @@ LARGE = {
 
 def large_step(name: str, precision: str, steps: int) -> dict:
     """Run ``steps`` first-phase steps of a large network at ``precision`` in THIS process and
-    return the phase's cost (:attr:`verify.train.TrainResult.cost`) plus the process's peak
+    return the phase's cost (:attr:`verify.engine.train.TrainResult.cost`) plus the process's peak
     RSS before training. Meant for a fresh process (:func:`in_fresh_process`), so the peak
     RSS is this workload's alone."""
     pin_threads(1)

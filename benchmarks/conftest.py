@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from verify.runner import pin_threads
+from verify.run.executor import pin_threads
 
 pin_threads(1)
 

@@ -72,7 +72,7 @@ def render() -> str:
     rows = _peak_rows(v)
     if rows:
         out += ["## Training step throughput", "",
-                "Full-batch GD steps of `verify.train.train` (polish off). FLOPs count the "
+                "Full-batch GD steps of `verify.engine.train.train` (polish off). FLOPs count the "
                 "matrix products only (6·n·Σ d_k d_{k−1} − 2·n·d_0 d_1 per step).", "",
                 "| workload | precision | steps/s | GFLOP/s | matmul peak GFLOP/s | "
                 "fraction of peak |", "| --- | --- | --- | --- | --- | --- |", *rows, ""]
@@ -93,7 +93,7 @@ def render() -> str:
                 "| --- | --- | --- | --- |"]
         for label, x in th:
             out.append(f"| {label} | {_f(x[1])} | {_f(x[2])} | {_f(x[2] / x[1], '.2f')} |")
-        out += ["", "Default: 1 thread per process (`verify.runner.pin_threads`); the "
+        out += ["", "Default: 1 thread per process (`verify.run.executor.pin_threads`); the "
                 "harness parallelises over processes instead. Two threads gain little on an "
                 "idle box and lose badly on a busy one: the same rows measured 0.15–0.18 "
                 "(2 threads 5–7× slower) while another process used the second core.", ""]
@@ -102,8 +102,8 @@ def render() -> str:
     if ens:
         out += ["## Ensemble vs loop", "",
                 "K networks (16, w, w, 4), ReLU, 128 samples each, own data/init/λ/lr; the "
-                "same number of GD steps either way: `verify.ensemble.train_ensemble` "
-                "(polish off) vs a loop of `verify.train.train` (polish off).", "",
+                "same number of GD steps either way: `verify.engine.ensemble.train_ensemble` "
+                "(polish off) vs a loop of `verify.engine.train.train` (polish off).", "",
                 "Timed back to back in each round; times are medians, the speedup is the "
                 "median of the per-round ratios.", "",
                 "| width w | K | GD steps | rounds | loop s | ensemble s | speedup |",
@@ -123,7 +123,7 @@ def render() -> str:
     if cert:
         out += ["## Time to a certificate", "",
                 "Plain GD: fixed step η = 0.05 until r ≤ 1e-4 (checked every 10 steps) or "
-                "the cap, then the certificate at τ = 1e-4. Engine: `verify.train.train` "
+                "the cap, then the certificate at τ = 1e-4. Engine: `verify.engine.train.train` "
                 "defaults (GD 2000 steps + L-BFGS + Newton; ReLU: smoothing continuation), "
                 "then the certificate at τ = 1e-6. Times include certification.", "",
                 "| net | route | seconds | optimizer steps | max residual r | certified | "
@@ -152,7 +152,7 @@ def render() -> str:
         out += ["## Spectra", "",
                 f"Singular values of every layer of a {sp['depth']}-layer width-{sp['width']} "
                 "MLP (float64).", "", "| tool | seconds | note |", "| --- | --- | --- |",
-                f"| verify.measures.singular_values | {_f(sp['ours'])} | "
+                f"| verify.measure.spectra.singular_values | {_f(sp['ours'])} | "
                 f"{sp['rounds']} rounds, median |",
                 f"| weightwatcher analyze() | {_f(sp.get('ww'))} | {sp['ww_note']} |", ""]
         if sp.get("ww") is not None:

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from benchmarks import cases, table
-from verify import measures
-from verify.runner import pin_threads
-from verify.train import matmul_precision
+from verify.engine.train import matmul_precision
+from verify.measure import spectra
+from verify.run.executor import pin_threads
 
 Timed = Callable[..., tuple[float, Any]]
 
@@ -152,7 +152,7 @@ def test_time_to_certificate(timed: Timed, net: str, route: str) -> None:
 def test_spectra(timed: Timed) -> None:
     """Singular values of all 10 layers of a width-1024 MLP; WeightWatcher when importable."""
     Ws = cases.deep_weights(10, 1024)
-    sec, svs = timed(lambda: [measures.singular_values(W) for W in Ws], rounds=2)
+    sec, svs = timed(lambda: [spectra.singular_values(W) for W in Ws], rounds=2)
     assert len(svs) == 10 and all(len(s) == 1024 for s in svs)
     entry = {"depth": 10, "width": 1024, "ours": sec, "rounds": 2, "ww": None}
     try:

@@ -20,7 +20,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from verify.executor import pin_threads
+from verify.run.executor import pin_threads
 
 pin_threads(1)
 
@@ -36,7 +36,3 @@ settings.register_profile("fast", parent=_parent, max_examples=20, deadline=None
 settings.register_profile("thorough", parent=_parent, max_examples=200, deadline=None,
                           database=DATABASE, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("VERIFY_HYPOTHESIS_PROFILE", "fast"))
-
-# Checks that train networks are costly: they draw this many settings under "fast" and
-# scale up with the profile's max_examples otherwise.
-TRAINING_EXAMPLES = max(2, settings().max_examples // 5)

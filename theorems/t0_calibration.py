@@ -14,10 +14,11 @@ import torch
 from hypothesis import assume
 from hypothesis import strategies as st
 
-from verify import measures
-from verify.setting import Context, Scale, Setting, realise
-from verify.theorem import Control, Theorem
-from verify.verdict import Outcome, Verdict, combine, judge
+from verify.claims.scales import Scale
+from verify.claims.theorem import Control, Theorem
+from verify.claims.verdict import Outcome, Verdict, combine, judge
+from verify.engine.setting import Context, Setting, realise
+from verify.measure import spectra
 
 TOL = 1e-6  # relative agreement with the closed form demanded by THEOREMS.md
 
@@ -53,9 +54,9 @@ def check(s: Setting, ctx: Context) -> Outcome:
     W1, W2 = t.result.params[0], t.result.params[1]
     X, Y = t.objective.data.X, t.objective.data.Y
     M = Y.T @ X / X.shape[0]
-    sig_M = measures.singular_values(M).cpu()
+    sig_M = spectra.singular_values(M).cpu()
     want = svt(sig_M, s.lam)
-    got = measures.singular_values(W2 @ W1)[: len(want)].cpu()
+    got = spectra.singular_values(W2 @ W1)[: len(want)].cpu()
     scale = float(sig_M[0])
     err = float((got - want).abs().max())
     rank_want = int((sig_M > s.lam).sum())
@@ -71,7 +72,7 @@ def check(s: Setting, ctx: Context) -> Outcome:
         "rank": judge(abs(rank_got - rank_want), 0.5, 1.0, "|rank(W₂W₁) − #{σ_i(M) > λ}|",
                       certificate=t.certificate),
     }
-    from verify.evidence import network_series
+    from verify.measure.evidence import network_series
 
     return combine(parts, details, network_series(t))
 
@@ -96,9 +97,9 @@ def check_depth3(s: Setting, ctx: Context) -> Outcome:
         P = P @ W
     X, Y = t.objective.data.X, t.objective.data.Y
     M = Y.T @ X / X.shape[0]
-    sig_M = measures.singular_values(M).cpu()
+    sig_M = spectra.singular_values(M).cpu()
     want = svt(sig_M, s.lam)
-    got = measures.singular_values(P)[: len(want)].cpu()
+    got = spectra.singular_values(P)[: len(want)].cpu()
     err = float((got - want).abs().max()) / float(sig_M[0])
     return judge(err, TOL, 1.0, "max |σ_i(W₃W₂W₁) − SVT_λ(σ_i(M))|/σ₁(M)",
                  certificate=t.certificate)

@@ -13,10 +13,11 @@ import sympy as sp
 import torch
 from hypothesis import strategies as st
 
-from verify.models import forward, weights
-from verify.setting import Context, Scale, Setting
-from verify.theorem import Control, Theorem
-from verify.verdict import Outcome, Verdict, combine, judge
+from verify.claims.scales import Scale
+from verify.claims.theorem import Control, Theorem
+from verify.claims.verdict import Outcome, Verdict, combine, judge
+from verify.engine.setting import Context, Setting
+from verify.nets.network import forward, weights
 
 TOL = 1e-10  # THEOREMS.md: relative error ≤ 1e-10 in float64
 

@@ -16,19 +16,21 @@ import math
 import sympy as sp
 from hypothesis import strategies as st
 
-from verify import measures
-from verify.evidence import network_series
-from verify.models import ACTIVATIONS, weights
-from verify.setting import Context, Scale, Setting, realise
-from verify.strategies import (
+from verify.claims.scales import Scale
+from verify.claims.strategies import (
     PAPER_RELU_MLP,
     SMALL_CONVNET,
     image_convnet,
     networks,
     wide_mlp,
 )
-from verify.theorem import Control, Theorem
-from verify.verdict import Outcome, Verdict, combine, judge
+from verify.claims.theorem import Control, Theorem
+from verify.claims.verdict import Outcome, Verdict, combine, judge
+from verify.engine.setting import Context, Setting, realise
+from verify.measure import spectra
+from verify.measure.evidence import network_series
+from verify.nets.activations import ACTIVATIONS
+from verify.nets.network import weights
 
 
 def cosine_bound_holds() -> bool:
@@ -54,15 +56,15 @@ def check(s: Setting, ctx: Context) -> Outcome:
     W = weights(t.objective.arch, t.result.params)
     parts: dict[str, Outcome] = {}
     for k, (w, g, r) in enumerate(zip(W, t.stationarity.g, t.stationarity.r, strict=False)):
-        cos = measures.cosine(w, -g)
+        cos = spectra.cosine(w, -g)
         bound = 1 - math.sqrt(1 - r * r) if r < 1 else math.inf
         parts[f"layer {k + 1}"] = judge(1 - cos, bound, 1.0, f"1 − cos(W_{k + 1}, −g_{k + 1})",
                                         certificate=t.certificate)
     gW = t.stationarity.g[: len(W)]
-    details = {"cos_theta": measures.cosine(W, [-g for g in gW]),
+    details = {"cos_theta": spectra.cosine(W, [-g for g in gW]),
                "residual_kind": t.stationarity.kind,
-               "weight_norm_initial": measures.frobenius_all(t.result.initial),
-               "weight_norm_final": measures.frobenius_all(t.result.params)}
+               "weight_norm_initial": spectra.frobenius_all(t.result.initial),
+               "weight_norm_final": spectra.frobenius_all(t.result.params)}
     return combine(parts, details, network_series(t))
 
 

@@ -23,22 +23,24 @@ import itertools
 import torch
 from hypothesis import strategies as st
 
-from verify.evidence import network_series
-from verify.models import HOMOGENEOUS, KinkSlopes, Params, forward, piece_of, weights
-from verify.objective import Objective, data_loss
-from verify.setting import Context, Scale, Setting, realise
-from verify.strategies import (
+from verify.claims.scales import Scale
+from verify.claims.strategies import (
     PAPER_RELU_MLP,
     SMALL_CONVNET,
     image_convnet,
     networks,
     wide_mlp,
 )
-from verify.theorem import Control, Theorem
-from verify.verdict import Outcome, Verdict, combine, judge
+from verify.claims.theorem import Control, Theorem
+from verify.claims.verdict import Outcome, Verdict, combine, judge
+from verify.engine.setting import Context, Setting, realise
+from verify.measure.evidence import network_series
+from verify.nets.activations import HOMOGENEOUS, KinkSlopes, Params, piece_of
+from verify.nets.network import forward, weights
+from verify.nets.objective import Objective, data_loss
 
 # the width-4096 MLPs of the large scale: linear (smooth, certified in seconds) and relu,
-# whose kinks verify.kinks must certify at 256 × 4096 pre-activations (measured on the CPU:
+# whose kinks verify.engine.kinks must certify at 256 × 4096 pre-activations (measured on the CPU:
 # not reached in 18 min, r = 2.9e-3 — reported INCONCLUSIVE, with that reason)
 LARGE_MLP_ACTIVATIONS = ("identity", "relu")
 

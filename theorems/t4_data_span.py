@@ -20,13 +20,15 @@ import math
 import torch
 from hypothesis import strategies as st
 
-from verify import measures
-from verify.evidence import network_series
-from verify.models import ACTIVATIONS, weights
-from verify.setting import Context, Scale, Setting, Trained, realise
-from verify.strategies import log_uniform
-from verify.theorem import Control, Theorem
-from verify.verdict import Outcome, Verdict, combine, judge
+from verify.claims.scales import Scale
+from verify.claims.strategies import log_uniform
+from verify.claims.theorem import Control, Theorem
+from verify.claims.verdict import Outcome, Verdict, combine, judge
+from verify.engine.setting import Context, Setting, Trained, realise
+from verify.measure import spectra
+from verify.measure.evidence import network_series
+from verify.nets.activations import ACTIVATIONS
+from verify.nets.network import weights
 
 TRAJECTORY_TOL = 1e-9  # THEOREMS.md: float64 relative error of the trajectory identity
 
@@ -67,7 +69,7 @@ class _Trajectory:
 
 
 def _train_observed(s: Setting, ctx: Context) -> tuple[Trained, _Trajectory, torch.Tensor]:
-    P = measures.span_projector(s.dataset().X)
+    P = spectra.span_projector(s.dataset().X)
     obs = _Trajectory(P, s.lr, s.lam)
     return realise(s, ctx, observer=obs), obs, P
 
@@ -90,36 +92,36 @@ def check(s: Setting, ctx: Context, parts_wanted: tuple[str, ...] = ("a", "b", "
         for k, (w, Rk) in enumerate(zip(W, R, strict=True)):
             trivial = s.n >= min(w.shape)
             parts[f"(a) layer {k + 1}"] = judge(
-                measures.tail_distance(w, s.n), measures.frobenius(Rk), measures.frobenius(w),
+                spectra.tail_distance(w, s.n), spectra.frobenius(Rk), spectra.frobenius(w),
                 f"D_n(W_{k + 1})", certificate=cert,
                 trivial=0.0 if trivial else None)
     if "b" in parts_wanted:
-        outside = measures.outside_span(W[0], P)
-        bound = measures.outside_span(R[0], P)
+        outside = spectra.outside_span(W[0], P)
+        bound = spectra.outside_span(R[0], P)
         # g_1 P_⊥ vanishes only up to rounding of the projector: allow its measured size
-        rounding = measures.outside_span(g[0], P) / s.lam if s.lam > 0 else 0.0
+        rounding = spectra.outside_span(g[0], P) / s.lam if s.lam > 0 else 0.0
         parts["(b) W₁ outside span(X)"] = judge(
-            outside, bound + rounding, measures.frobenius(W[0]), "‖W₁P⊥‖_F",
+            outside, bound + rounding, spectra.frobenius(W[0]), "‖W₁P⊥‖_F",
             certificate=cert, trivial=0.0 if float(torch.linalg.norm(P)) == 0 else None)
     if "c" in parts_wanted:
         for k, (w, Rk, gk) in enumerate(zip(W, R, g, strict=False)):
-            fro, rn = measures.frobenius(w), measures.frobenius(Rk)
-            s1 = float(measures.singular_values(w)[0])
+            fro, rn = spectra.frobenius(w), spectra.frobenius(Rk)
+            s1 = float(spectra.singular_values(w)[0])
             # ratios before squaring: a collapsed layer has σ_1 ~ 1e-170, whose square is 0
             lo = ((fro - rn) / (s1 + rn)) ** 2 if fro > rn else 0.0
             hi = ((fro + rn) / (s1 - rn)) ** 2 if s1 > rn else math.inf
-            srg = measures.stable_rank(gk)
+            srg = spectra.stable_rank(gk)
             mid = 0.5 * (lo + hi) if math.isfinite(hi) else lo
             parts[f"(c) layer {k + 1}"] = judge(abs(srg - mid), 0.5 * (hi - lo), max(mid, 1.0),
                                                 f"|sr(g_{k + 1}) − centre of its interval|",
                                                 certificate=cert)
     if "t" in parts_wanted:
         parts["(t) trajectory"] = _trajectory_part(obs)
-    details = {"stable_ranks": [measures.stable_rank(w) for w in W],
-               "numerical_ranks": [measures.numerical_rank(w) for w in W],
+    details = {"stable_ranks": [spectra.stable_rank(w) for w in W],
+               "numerical_ranks": [spectra.numerical_rank(w) for w in W],
                "span_dim": round(float(torch.trace(torch.eye(P.shape[0]) - P))),
-               "outside_span_fraction": measures.outside_span(W[0], P) / max(
-                   measures.frobenius(W[0]), 1e-300),
+               "outside_span_fraction": spectra.outside_span(W[0], P) / max(
+                   spectra.frobenius(W[0]), 1e-300),
                "P_perp_decay_final": obs.ratio[-1] if obs.ratio else None}
     series = network_series(t)
     series["trajectory"] = obs.errors[:: max(1, len(obs.errors) // 200)]
@@ -144,7 +146,7 @@ def check_no_decay(s: Setting, ctx: Context) -> Outcome:
     net trained without decay; the P⊥ part keeps its initial size, so it fails."""
     t, obs, P = _train_observed(s, ctx)
     W1 = t.result.params[0]
-    frac = measures.outside_span(W1, P) / max(measures.frobenius(W1), 1e-300)
+    frac = spectra.outside_span(W1, P) / max(spectra.frobenius(W1), 1e-300)
     return combine({"(b) without decay": judge(frac, ctx.tau, 1.0, "‖W₁P⊥‖/‖W₁‖",
                                               require_certificate=False)},
                    {"P_perp_decay_final": obs.ratio[-1] if obs.ratio else None,

@@ -26,18 +26,23 @@ import numpy as np
 import torch
 from hypothesis import strategies as st
 
-from verify import conv, measures, sgd
-from verify.models import Params, weights
-from verify.objective import flat
-from verify.setting import Context, Scale, Setting, trajectory
-from verify.strategies import log_uniform
-from verify.theorem import Control, Theorem
-from verify.train import TrainResult
-from verify.trend import judge_trend, plot_spec, spearman
-from verify.verdict import Outcome, Verdict, combine, judge
+from verify.claims.scales import Scale
+from verify.claims.strategies import log_uniform
+from verify.claims.theorem import Control, Theorem
+from verify.claims.trends import plot_spec
+from verify.claims.verdict import Outcome, Verdict, combine, judge, judge_trend
+from verify.engine import sgd
+from verify.engine.setting import Context, Setting, trajectory
+from verify.engine.train import TrainResult
+from verify.measure import spectra
+from verify.measure.trend import spearman
+from verify.nets import conv1d
+from verify.nets.activations import Params
+from verify.nets.network import weights
+from verify.nets.objective import flat
 
 TOL = 1e-3  # THEOREMS.md "Spectra": rank_tol as in the Galanti code; also the ε of (c)
-EPS = measures.EPS64
+EPS = spectra.EPS64
 # Rounding of one SGD step W − η(G + λW): a handful of float64 operations per entry, each
 # within eps of the largest magnitude involved (‖W_t‖, ‖ηG_t‖ ≤ ‖W_t‖ + ‖W_{t+1}‖); the batch
 # sum inside G adds B more. Per step ‖E_t‖_F ≤ (B + 4)·eps·(2‖W_t‖ + ‖W_{t+1}‖).
@@ -72,7 +77,7 @@ class _Spectra:
 
     def __call__(self, t: int, params: Params) -> None:
         for k in range(self.depth):
-            self.sv[k].append(measures.singular_values(params[k]).cpu().numpy())
+            self.sv[k].append(spectra.singular_values(params[k]).cpu().numpy())
 
     def layer(self, k: int) -> np.ndarray:
         """(T + 1) × min(d_out, d_in) array of singular values of W_k(t)."""
@@ -90,8 +95,8 @@ def _run(s: Setting, ctx: Context) -> tuple[TrainResult, _Spectra]:
 
 def _rank_part(G: torch.Tensor, a: torch.Tensor, b: torch.Tensor, bound: int, what: str
                ) -> Outcome:
-    tol = measures.outer_sum_rank_tol(a, b, G)
-    r = measures.numerical_rank(G, tol) if tol > 0 else 0
+    tol = spectra.outer_sum_rank_tol(a, b, G)
+    r = spectra.numerical_rank(G, tol) if tol > 0 else 0
     out = judge(float(r), float(bound), float(max(bound, 1)), what, require_certificate=False,
                 trivial=float(min(G.shape)))
     return replace(out, reason=f"{out.reason} (rounding level {tol:.1e})")
@@ -110,10 +115,10 @@ def _dense_rank_parts(s: Setting, params: Params, when: str) -> dict[str, Outcom
     return out
 
 
-def _conv_case(s: Setting) -> tuple[conv.Conv1d, torch.Tensor, torch.Tensor, torch.Tensor,
+def _conv_case(s: Setting) -> tuple[conv1d.Conv1d, torch.Tensor, torch.Tensor, torch.Tensor,
                                     torch.Tensor, int]:
-    c = conv.Conv1d(out_channels=max(s.widths[1], 8), **CONV)
-    W, A = conv.init(c, s.seed)
+    c = conv1d.Conv1d(out_channels=max(s.widths[1], 8), **CONV)
+    W, A = conv1d.init(c, s.seed)
     gen = torch.Generator().manual_seed(s.seed + 1)
     B = s.batch or s.n
     X = torch.randn(B, c.channels, c.length, generator=gen, dtype=torch.float64)
@@ -123,7 +128,7 @@ def _conv_case(s: Setting) -> tuple[conv.Conv1d, torch.Tensor, torch.Tensor, tor
 
 def _conv_part(s: Setting, m_claimed: int | None = None) -> Outcome:
     c, W, A, X, Y, B = _conv_case(s)
-    G, delta, P = conv.weight_gradient(c, W, A, X, Y)
+    G, delta, P = conv1d.weight_gradient(c, W, A, X, Y)
     m = c.patches if m_claimed is None else m_claimed
     return _rank_part(G, delta, P, min(*G.shape, B * m),
                       f"rank of a conv batch gradient, B={B}, m={m}")
@@ -256,15 +261,15 @@ def check(s: Setting, ctx: Context, parts_wanted: tuple[str, ...] = ("a", "b", "
         for k in range(len(W)):
             parts[f"(c) layer {k + 1}"] = _eps_rank(obs.layer(k), s)
     details: dict[str, object] = {
-        "numerical_ranks": [measures.numerical_rank(w, TOL) for w in W],
-        "stable_ranks": [measures.stable_rank(w) for w in W],
+        "numerical_ranks": [spectra.numerical_rank(w, TOL) for w in W],
+        "stable_ranks": [spectra.stable_rank(w) for w in W],
         "eps_rank_bound": (s.batch or s.n) * math.log(2 / TOL) / (s.lr * s.lam)
         if s.lam > 0 else math.inf,
         "sgd_steps": res.gd_steps, "seconds": res.seconds}
     if "e" in parts_wanted:
         parts["(e) SGD noise"], info = _noise(s, res.params)
         details["noise"] = info
-    series["singular_values"] = [measures.singular_values(w).tolist() for w in W]
+    series["singular_values"] = [spectra.singular_values(w).tolist() for w in W]
     return combine(parts, details, series)
 
 
@@ -294,8 +299,8 @@ def hidden_ranks(s: Setting, ctx: Context) -> tuple[float, float]:
     if not res.finite:
         return math.nan, math.nan
     W = weights(s.architecture(), res.params)[:-1]
-    return (sum(measures.numerical_rank(w, TOL) for w in W) / len(W),
-            sum(measures.stable_rank(w) for w in W) / len(W))
+    return (sum(spectra.numerical_rank(w, TOL) for w in W) / len(W),
+            sum(spectra.stable_rank(w) for w in W) / len(W))
 
 
 def trend(s: Setting, ctx: Context, field: str, values: tuple[float, ...], sign: int,

@@ -10,7 +10,7 @@ and the within-class variability TCV_l = (1/n) Σ ‖z_i − μ_{c(i)}‖ drives
 The bound is VACUOUS when it is ≥ ‖W_l‖_F (D_K ≤ ‖W_l‖_F always).
 [trend] as λ grows and as TCV falls, d_K(W_l) and σ_{K+1}/σ_1 fall; deeper layers sit nearer
 rank K. Trends are tested over a sweep of λ × seeds (one network per point) by Spearman's ρ
-with a bootstrap interval over networks (:mod:`verify.trend`).
+with a bootstrap interval over networks (:mod:`verify.measure.trend`).
 """
 
 from __future__ import annotations
@@ -20,15 +20,16 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from verify import collapse
-from verify.data import mnist_available
-from verify.ensemble import realise_all
-from verify.evidence import network_series
-from verify.setting import Context, Scale, Setting, realise
-from verify.strategies import log_uniform
-from verify.theorem import Control, Theorem
-from verify.trend import judge_trend, rank_trend
-from verify.verdict import Outcome, Verdict, combine, judge
+from verify.claims.scales import Scale
+from verify.claims.strategies import log_uniform
+from verify.claims.theorem import Control, Theorem
+from verify.claims.verdict import Outcome, Verdict, combine, judge, judge_trend
+from verify.engine.ensemble import realise_all
+from verify.engine.setting import Context, Setting, realise
+from verify.measure import collapse
+from verify.measure.evidence import network_series
+from verify.measure.trend import rank_trend
+from verify.nets.data import mnist_available
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def _records(sweep: Sweep, ctx: Context) -> tuple[list[dict[str, Any]], int]:
     """One row per (network, informative layer) of the certified networks of the sweep.
 
     The sweep's networks share one architecture and data shape, so they are trained as one
-    batched ensemble (:func:`verify.ensemble.realise_all`): the same networks up to rounding.
+    batched ensemble (:func:`verify.engine.ensemble.realise_all`): the same networks up to rounding.
     """
     rows, skipped = [], 0
     nets = sweep.settings()

@@ -22,13 +22,16 @@ from dataclasses import replace
 import torch
 from hypothesis import strategies as st
 
-from verify import measures, sgd
-from verify.evidence import network_series
-from verify.setting import Context, Scale, Setting, Trained, realise, trajectory
-from verify.strategies import log_uniform
-from verify.theorem import Control, Theorem
-from verify.trend import judge_trend, plot_spec, spearman
-from verify.verdict import ROUNDING, Outcome, Verdict, combine, judge
+from verify.claims.scales import Scale
+from verify.claims.strategies import log_uniform
+from verify.claims.theorem import Control, Theorem
+from verify.claims.trends import plot_spec
+from verify.claims.verdict import ROUNDING, Outcome, Verdict, combine, judge, judge_trend
+from verify.engine import sgd
+from verify.engine.setting import Context, Setting, Trained, realise, trajectory
+from verify.measure import spectra
+from verify.measure.evidence import network_series
+from verify.measure.trend import spearman
 
 BATCH_SAMPLES = 200  # random batches drawn for ε̂ (plus one epoch's partition)
 
@@ -83,12 +86,12 @@ def check(s: Setting, ctx: Context) -> Outcome:
                        f"training diverged: {t.result.stop_reason}")
     obj, params = t.objective, t.result.params
     V = params[0]
-    V_norm = measures.frobenius(V)
-    D1, D2 = measures.tail_distance(V, 1), measures.tail_distance(V, 2)
+    V_norm = spectra.frobenius(V)
+    D1, D2 = spectra.tail_distance(V, 1), spectra.tail_distance(V, 2)
     if V_norm == 0.0:
         return Outcome(Verdict.VACUOUS, 0.0, 0.0, math.nan,
                        "V collapsed to 0: rank 0, every bound trivial")
-    details = {"sigma3_over_sigma1": measures.gap_ratio(V, 2), "d_2": D2 / V_norm,
+    details = {"sigma3_over_sigma1": spectra.gap_ratio(V, 2), "d_2": D2 / V_norm,
                "d_1": D1 / V_norm, "V_norm": V_norm}
     if s.lam == 0:
         return Outcome(Verdict.VACUOUS, D1, math.inf, math.nan,
@@ -98,10 +101,10 @@ def check(s: Setting, ctx: Context) -> Outcome:
     per = sgd.per_sample_grads(obj, params)[0].reshape(s.n, -1)
     spread = torch.cdist(per, per).mean(dim=1)  # (1/n) Σ_s ‖∇ℓ_s − ∇ℓ_i‖ for every i
     i_best = int(spread.argmin())
-    gF = measures.frobenius(obj.grad(params)[0])
+    gF = spectra.frobenius(obj.grad(params)[0])
     exact = (gF + float(spread[i_best])) / mu
     # the identity is exact; its float64 evaluation carries rounding of the n-term sum
-    slack = s.n * measures.EPS64 * float(per.norm(dim=1).sum()) / mu
+    slack = s.n * spectra.EPS64 * float(per.norm(dim=1).sum()) / mu
     parts = {"exact D_1(V)": judge(D1, exact + slack, V_norm, "D_1(V) ≤ (‖∇_V F‖ + "
                                    "min_i mean_s‖∇ℓ_s − ∇ℓ_i‖)/μ", require_certificate=False,
                                    trivial=V_norm)}
@@ -128,7 +131,7 @@ def _shape(s: Setting, ctx: Context) -> tuple[float, float]:
     V = res.params[0]
     if not res.finite:
         return math.nan, math.nan
-    return measures.gap_ratio(V, 2), measures.relative_tail_distance(V, 2)
+    return spectra.gap_ratio(V, 2), spectra.relative_tail_distance(V, 2)
 
 
 def check_trend(s: Setting, ctx: Context, values: tuple[float, ...] = (0.01, 0.1, 0.3),

@@ -26,11 +26,12 @@ from hypothesis import HealthCheck, Phase, Verbosity, find, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
-from verify.merge import MergeReport, MergeSetting, evaluate
-from verify.setting import Context, Scale
-from verify.strategies import log_uniform
-from verify.theorem import Control, Theorem
-from verify.verdict import Outcome, Verdict, combine, judge
+from verify.claims.scales import Scale
+from verify.claims.strategies import log_uniform
+from verify.claims.theorem import Control, Theorem
+from verify.claims.verdict import Outcome, Verdict, combine, judge
+from verify.engine.setting import Context
+from verify.measure.merge import MergeReport, MergeSetting, evaluate
 
 METHODS = ("individual", "sum", "mean", "task arithmetic", "TIES", "concatenation",
            "ensemble", "multitask")

@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from verify import store
 from verify.errors import UsageError
+from verify.run import rundir
 
 EXIT_OK, EXIT_NOT_AS_EXPECTED, EXIT_USAGE = 0, 1, 2
 
@@ -119,10 +119,10 @@ def _cost_text(cert: dict[str, Any]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from verify.data import KINDS, LOSSES
-    from verify.models import ACTIVATIONS
-    from verify.setting import SCALES
-    from verify.train import PRECISIONS
+    from verify.claims.scales import SCALES
+    from verify.engine.train import PRECISIONS
+    from verify.nets.activations import ACTIVATIONS
+    from verify.nets.data import KINDS, LOSSES
 
     p = _Parser(prog="python -m verify", description=(
         "Executable theorems on low-rank bias under weight decay: train networks to "
@@ -217,8 +217,8 @@ def _prepare_out(out: Path) -> Path:
     """Create ``out`` and prove it writable; refuse a non-empty folder of something else."""
     if out.exists() and not out.is_dir():
         raise UsageError("--out", str(out), "a folder path (this is a file)")
-    if out.is_dir() and any(f.name != store.LOCK for f in out.iterdir()) and not any(
-            (out / m).exists() for m in store.RUN_FILES):
+    if out.is_dir() and any(f.name != rundir.LOCK for f in out.iterdir()) and not any(
+            (out / m).exists() for m in rundir.RUN_FILES):
         raise UsageError("--out", str(out), "a new or empty folder, or one holding an "
                          "earlier run (this one holds other files)")
     try:
@@ -233,8 +233,8 @@ def _prepare_out(out: Path) -> Path:
 
 def _claim_out(out: Path, manifest: dict[str, Any], overwrite: bool) -> list[dict[str, Any]]:
     """Under the lock: the records to resume from (same manifest), or a clean folder."""
-    old = store.read_manifest(out) if not overwrite else None
-    has_run = any((out / m).exists() for m in store.RUN_FILES)
+    old = rundir.read_manifest(out) if not overwrite else None
+    has_run = any((out / m).exists() for m in rundir.RUN_FILES)
     if has_run and not overwrite:
         if old != manifest:
             why = ("it holds a finished run from an older version" if old is None else
@@ -242,12 +242,12 @@ def _claim_out(out: Path, manifest: dict[str, Any], overwrite: bool) -> list[dic
                        k for k in manifest if old.get(k) != manifest[k]) + " differ)")
             raise UsageError("--out", str(out), f"a folder for this run: {why}; use another "
                              "--out, or --overwrite to replace it")
-        return store.read_records(out)
-    for name in (*store.RUN_FILES, "report.md", "report.html"):
+        return rundir.read_records(out)
+    for name in (*rundir.RUN_FILES, "report.md", "report.html"):
         (out / name).unlink(missing_ok=True)
-    for sub in (store.CACHE, "figures"):
+    for sub in (rundir.CACHE, "figures"):
         shutil.rmtree(out / sub, ignore_errors=True)
-    store.write_manifest(out, manifest)
+    rundir.write_manifest(out, manifest)
     return []
 
 
@@ -303,8 +303,8 @@ class Progress:
 
 
 def cmd_list() -> int:
-    from verify.setting import SCALES
-    from verify.theorem import registry
+    from verify.claims.scales import SCALES
+    from verify.claims.theorem import registry
 
     for thm in registry().values():
         print(f"{thm.id}  {thm.title}\n    source: {thm.source}")
@@ -314,9 +314,11 @@ def cmd_list() -> int:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
-    from verify import report, runner
-    from verify.setting import SCALES, default_device, setting_key
-    from verify.theorem import select
+    from verify import report
+    from verify.claims.scales import SCALES
+    from verify.claims.theorem import select
+    from verify.engine.setting import default_device, setting_key
+    from verify.run import runner
 
     theorems = select(a.theorem)
     device = default_device(a.device)
@@ -333,22 +335,22 @@ def cmd_run(a: argparse.Namespace) -> int:
                 "seed": a.seed, "examples": n, "tau": a.tau, "device": device,
                 "tasks": ["{}/{}/{}/{}".format(*runner.task_key(t),
                                                setting_key(t.setting, a.tau)) for t in tasks]}
-    with store.locked(out):
+    with rundir.locked(out):
         prior = _claim_out(out, manifest, a.overwrite)
-        done = {store.record_key(r) for r in prior}
+        done = {rundir.record_key(r) for r in prior}
         todo = [t for t in tasks if runner.task_key(t) not in done]
         if prior:
             print(f"verify: resuming {out}: {len(prior)} of {len(tasks)} checks already "
                   "done", file=sys.stderr, flush=True)
         print(f"verify: {len(todo)} checks on {device}, {a.workers} worker process(es); "
-              f"results stream to {out / store.RECORDS}", file=sys.stderr, flush=True)
+              f"results stream to {out / rundir.RECORDS}", file=sys.stderr, flush=True)
         ctx_kw = {"tau": a.tau, "device": device, "max_seconds": scale.max_seconds,
-                  "scale": a.scale, "cache_dir": str(out / store.CACHE)}
+                  "scale": a.scale, "cache_dir": str(out / rundir.CACHE)}
         recs = list(prior)
         interrupted = False
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
-            for rec in runner.execute(todo, ctx_kw, a.workers, out / store.RECORDS,
+            for rec in runner.execute(todo, ctx_kw, a.workers, out / rundir.RECORDS,
                                       Progress(), done_before=len(prior),
                                       scheduler=a.scheduler):
                 recs.append(rec)
@@ -390,9 +392,9 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 
 def cmd_check(a: argparse.Namespace) -> int:
-    from verify.executor import pin_threads
-    from verify.setting import Context, Setting, default_device
-    from verify.theorem import select
+    from verify.claims.theorem import select
+    from verify.engine.setting import Context, Setting, default_device
+    from verify.run.executor import pin_threads
 
     thm = select([a.theorem])[0]
     s = Setting(widths=a.widths, activation=a.activation, lam=a.lam, n=a.n, data=a.data,
@@ -419,7 +421,8 @@ def cmd_check(a: argparse.Namespace) -> int:
 
 
 def cmd_regress(a: argparse.Namespace) -> int:
-    from verify import regression, report
+    from verify import report
+    from verify.run import regression
 
     results = report.load_results(a.dir)
     snap = regression.snapshot(results)

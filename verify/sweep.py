@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from verify import measures
+from verify.engine.setting import Context, Setting, trajectory
 from verify.errors import UsageError, require
-from verify.models import weights
-from verify.setting import Context, Setting, trajectory
+from verify.measure import spectra
+from verify.nets.network import weights
 
 TOL = 1e-3
 
@@ -85,7 +85,7 @@ def average_rank(s: Setting, ctx: Context) -> dict[str, Any]:
     t0 = time.perf_counter()
     res = trajectory(s, ctx)
     W = weights(s.architecture(), res.params)
-    ranks = [measures.numerical_rank(w, TOL) for w in W] if res.finite else []
+    ranks = [spectra.numerical_rank(w, TOL) for w in W] if res.finite else []
     return {"ranks": ranks, "average_rank": sum(ranks) / len(ranks) if ranks else math.nan,
             "finite": res.finite, "seconds": time.perf_counter() - t0}
 
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="reports/sweep")
     a = ap.parse_args(argv)
     try:
-        from verify.runner import pin_threads
+        from verify.run.executor import pin_threads
 
         pin_threads(1)
         t0 = time.perf_counter()

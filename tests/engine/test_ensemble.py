@@ -1,0 +1,185 @@
+"""Tests of verify.engine.ensemble: the batched GD phase against a loop of single-network GD
+(verify.engine.train.train with polish=False), per-network stopping, polish and certificates;
+realise_all against realise one by one, and its use of realise's cache."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from verify.engine.certificate import certify
+from verify.engine.ensemble import certify_ensemble, realise_all, train_ensemble
+from verify.engine.setting import Context, Setting, realise
+from verify.engine.train import TrainConfig, train
+from verify.errors import UsageError
+from verify.nets import data as D
+from verify.nets.dense import Architecture
+from verify.nets.network import init_params
+from verify.nets.objective import Objective
+
+LRS = (0.05, 0.1, 0.02, 0.08)
+LAMS = (1e-2, 3e-2, 1e-3, 5e-2)
+
+
+def _case(activation: str, bias: bool = False, k: int = 4,
+          widths: tuple[int, ...] = (4, 8, 8, 3)) -> tuple[list[Objective], list]:
+    arch = Architecture(widths, activation, bias=bias)
+    objs = [Objective(arch, D.teacher(12, widths[0], widths[-1], seed=i), LAMS[i % 4])
+            for i in range(k)]
+    inits = [init_params(arch, 100 + i) for i in range(k)]
+    return objs, inits
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / max(float(b.norm()), 1e-300))
+
+
+@pytest.mark.parametrize(("activation", "bias", "chunk"),
+                         [("tanh", True, None), ("relu", False, None), ("relu", False, 3)])
+def test_batched_gd_equals_loop_of_single_gd(activation: str, bias: bool,
+                                             chunk: int | None) -> None:
+    objs, inits = _case(activation, bias)
+    steps = 150
+    cfgs = [TrainConfig(lr=lr, steps=steps, polish=False, record_every=7) for lr in LRS]
+    batched = train_ensemble(objs, inits, cfgs, chunk=chunk)
+    for obj, init, cfg, got in zip(objs, inits, cfgs, batched, strict=True):
+        ref = train(obj, init, cfg)
+        assert got.gd_steps == ref.gd_steps == steps
+        assert got.stop_reason == ref.stop_reason == "gd steps done"
+        for a, b in zip(got.params, ref.params, strict=True):
+            assert _rel(a, b) <= 1e-12, _rel(a, b)
+        assert got.trace_steps == ref.trace_steps
+        for fa, fb in zip(got.trace_F, ref.trace_F, strict=True):
+            assert math.isclose(fa, fb, rel_tol=1e-12)
+        for ra, rb in zip(got.trace_residual, ref.trace_residual, strict=True):
+            assert math.isclose(ra, rb, rel_tol=1e-9)
+
+
+@pytest.mark.parametrize(("activation", "widths", "loss", "residual"), [
+    ("softplus", (4, 8, 8, 8, 3), "squared", True),
+    ("leaky_relu", (4, 8, 1), "logistic", False),
+    ("tanh", (4, 8, 3), "ce", False),
+    ("identity", (4, 6, 6, 3), "squared", False),
+])
+def test_batched_gd_equals_loop_for_other_nets_and_losses(activation: str, widths: tuple,
+                                                          loss: str, residual: bool) -> None:
+    arch = Architecture(widths, activation, residual=residual)
+    objs = [Objective(arch, D.clusters(12, widths[0], 3, seed=i, loss=loss), LAMS[i])
+            for i in range(4)]
+    inits = [init_params(arch, 50 + i) for i in range(4)]
+    cfgs = [TrainConfig(lr=lr, steps=60, polish=False) for lr in LRS]
+    for obj, init, cfg, got in zip(objs, inits, cfgs, train_ensemble(objs, inits, cfgs),
+                                   strict=True):
+        ref = train(obj, init, cfg)
+        for a, b in zip(got.params, ref.params, strict=True):
+            assert _rel(a, b) <= 1e-12, _rel(a, b)
+        for fa, fb in zip(got.trace_F, ref.trace_F, strict=True):
+            assert math.isclose(fa, fb, rel_tol=1e-12)
+
+
+def test_per_network_steps_and_divergence_stop_only_that_network() -> None:
+    objs, inits = _case("tanh")
+    cfgs = [TrainConfig(lr=0.05, steps=40, polish=False), TrainConfig(lr=0.05, steps=15,
+            polish=False), TrainConfig(lr=1e6, steps=40, polish=False),
+            TrainConfig(lr=0.05, steps=0, polish=False)]
+    got = train_ensemble(objs, inits, cfgs)
+    for obj, init, cfg, g in zip(objs, inits, cfgs, got, strict=True):
+        ref = train(obj, init, cfg)
+        assert (g.gd_steps, g.stop_reason, g.finite) == (ref.gd_steps, ref.stop_reason,
+                                                          ref.finite)
+        if ref.finite:
+            for a, b in zip(g.params, ref.params, strict=True):
+                assert _rel(a, b) <= 1e-12
+
+
+def test_polished_ensemble_is_certified_per_network() -> None:
+    objs, inits = _case("tanh", k=3, widths=(3, 6, 2))
+    res = train_ensemble(objs, inits, TrainConfig(steps=300), lrs=LRS[:3])
+    certs = certify_ensemble(objs, res, tau=1e-6)
+    for obj, r, c in zip(objs, res, certs, strict=True):
+        assert c.certified, c.reason
+        assert c.max_residual <= 1e-6
+        assert r.gd_steps == 300 and r.lbfgs_iters > 0
+        assert r.trace_steps[0] == 0 and r.trace_steps[-1] >= 300
+        # each network is certified on its own objective: another's λ does not fit it
+        assert certify(obj, r, 1e-6)[0].max_residual == c.max_residual
+
+
+def test_polished_relu_ensemble_uses_the_continuation() -> None:
+    objs, inits = _case("relu", k=2, widths=(3, 5, 2))
+    res = train_ensemble(objs, inits, TrainConfig(steps=200))
+    certs = certify_ensemble(objs, res, tau=1e-6)
+    for r, c in zip(res, certs, strict=True):
+        assert r.finite and c.max_residual < 1e-4, c.reason
+
+
+def test_incompatible_networks_are_refused() -> None:
+    objs, inits = _case("tanh", k=2)
+    other = Objective(Architecture((4, 8, 3), "tanh"), D.teacher(12, 4, 3, seed=0), 0.01)
+    with pytest.raises(UsageError):
+        train_ensemble([objs[0], other], inits)
+    with pytest.raises(UsageError):
+        train_ensemble(objs, inits[:1])
+    with pytest.raises(UsageError):
+        train_ensemble(objs, inits, TrainConfig(optimizer="adam"))
+
+
+GRID = [Setting(widths=(4, 6, 3), activation="tanh", lam=lam, n=8, seed=seed, lr=0.1,
+                steps=50) for lam in (0.05, 0.1, 0.2) for seed in (0, 1)]
+
+
+def test_realise_all_gives_the_networks_realise_gives() -> None:
+    batched = realise_all(GRID, Context())
+    single = Context()
+    for s, got in zip(GRID, batched, strict=True):
+        ref = realise(s, single)
+        assert got.setting == s
+        assert got.certificate.certified == ref.certificate.certified
+        assert got.result.gd_steps == ref.result.gd_steps
+        for a, b in zip(got.result.params, ref.result.params, strict=True):
+            assert _rel(a, b) <= 1e-9, (s, _rel(a, b))
+        assert math.isclose(got.certificate.max_residual, ref.certificate.max_residual,
+                            rel_tol=1e-3, abs_tol=1e-12)
+
+
+def test_realise_all_batches_full_batch_gd_only_and_respects_the_cache(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import verify.engine.ensemble as E
+    import verify.engine.setting as S
+
+    sizes: list[int] = []
+    singles: list[int] = []
+    real_ens, real_train = E.train_ensemble, S.train
+
+    def spy_ens(objs, *a, **kw):
+        sizes.append(len(objs))
+        return real_ens(objs, *a, **kw)
+
+    def spy_train(*a, **kw):
+        singles.append(1)
+        return real_train(*a, **kw)
+
+    monkeypatch.setattr(E, "train_ensemble", spy_ens)
+    monkeypatch.setattr(S, "train", spy_train)
+    # no polish: what is tested here is which route trains what, and the cache
+    nets = [replace(s, polish=False) for s in GRID]
+    sgd = replace(nets[0], batch=4)
+    other = replace(nets[0], widths=(4, 5, 3))  # alone in its architecture: a group of one
+    grid = [*nets[:4], sgd, other]
+    ctx = Context(cache_dir=str(tmp_path))
+    first = realise_all(grid, ctx)
+    assert sizes == [4] and len(singles) == 2  # the GD grid batched; SGD and `other` alone
+    assert [t.setting for t in first] == grid
+    # a second call, with a duplicate: all cache hits, the very same records
+    again = realise_all([*grid, grid[1]], ctx)
+    assert [id(t) for t in again] == [id(t) for t in [*first, first[1]]]
+    # a fresh context finds every network on disk, batched ones included
+    fresh = Context(cache_dir=str(tmp_path))
+    assert [realise(s, fresh).setting for s in grid] == grid
+    assert [id(t) for t in realise_all(nets, fresh)[:4]] == [id(fresh.cache[s])
+                                                             for s in nets[:4]]
+    assert sizes == [4, 2] and len(singles) == 2  # only nets[4:] were new

@@ -1,0 +1,76 @@
+"""Theory regression: the committed baseline still holds for a fast subset of theorems, and
+the comparison flags a broken measure, a loosened claim and a flipped control."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+from verify import cli
+from verify.measure import spectra
+from verify.report import load_results
+from verify.run import regression
+
+ROOT = Path(__file__).resolve().parents[2]
+BASELINE = ROOT / "reports" / "baseline" / "quick.json"
+SUBSET = ["run", "--theorem", "T0", "--theorem", "T1", "--workers", "1"]
+
+
+@pytest.fixture(scope="module")
+def subset_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("regress") / "run"
+    assert cli.main([*SUBSET, "--out", str(out)]) == 0
+    return out
+
+
+def test_fast_subset_matches_the_committed_baseline(subset_run: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["regress", str(subset_run), "--baseline", str(BASELINE), "--partial"])
+    assert code == 0, capsys.readouterr().out
+
+
+def test_a_broken_measure_is_a_regression(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    real = spectra.singular_values
+    monkeypatch.setattr(spectra, "singular_values", lambda W: real(W) * (1 + 1e-3))
+    out = tmp_path / "broken"
+    cli.main([*SUBSET, "--theorem", "T0", "--out", str(out)])
+    code = cli.main(["regress", str(out), "--baseline", str(BASELINE), "--partial"])
+    text = capsys.readouterr().out
+    assert code == 1
+    assert "| T0 | example 0 | claim held, now fails |" in text
+    assert "measured value moved" in text
+    # the diff also lands in the run's report
+    assert "Regression against" in (out / "report.html").read_text()
+
+
+def test_compare_flags_each_kind_of_change(subset_run: Path) -> None:
+    base = regression.snapshot(load_results(subset_run))
+    assert regression.compare(base, base) == []
+    now = copy.deepcopy(base)
+    t1 = now["theorems"]["T1"]
+    t1["controls"]["tanh"]["verdict"] = "PASS"
+    t1["examples"]["0"]["verdict"] = "INCONCLUSIVE"
+    t1["examples"]["1"]["measured"] = 1.0
+    t1["examples"]["2"]["setting"] = "something else"
+    rows = regression.compare(base, now)
+    whats = {(r["entry"], r["what"]) for r in rows}
+    assert ("control tanh", "control no longer gets its expected verdict") in whats
+    assert ("example 0", "turned INCONCLUSIVE") in whats
+    assert ("example 1", "measured value moved") in whats
+    assert ("example 2", "setting changed (re-accept the baseline)") in whats
+    del now["theorems"]["T0"]
+    assert any(r["what"] == "not run" for r in regression.compare(base, now))
+    assert not any(r["what"] == "not run" for r in regression.compare(base, now, partial=True))
+
+
+def test_baseline_tolerances_are_stated() -> None:
+    base = regression.load_baseline(BASELINE)
+    assert base["tolerance_rule"] == regression.TOLERANCE_RULE
+    for t in base["theorems"].values():
+        for e in list(t["examples"].values()) + list(t["controls"].values()):
+            assert e["tolerance"] > 0
+    assert torch.get_num_threads() == 1

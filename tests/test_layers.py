@@ -1,0 +1,86 @@
+"""The house rules of README "Layout": imports flow one way and form no cycle.
+
+Checked on the import graph that import-linter builds (grimp), which includes imports made
+inside functions and under ``TYPE_CHECKING``; ``nox -s lint`` checks the layer contract of
+``pyproject.toml`` with import-linter itself.
+"""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+grimp = pytest.importorskip("grimp")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _graph():
+    sys.path.insert(0, str(ROOT))
+    return grimp.build_graph("verify", "theorems", cache_dir=None)
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in edges.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in list(edges):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_cycles() -> None:
+    g = _graph()
+    edges = {m: set(g.find_modules_directly_imported_by(m)) for m in g.modules}
+    assert _cycles(edges) == [], "import cycles (imports inside functions included)"
+
+
+def test_layers_contract_is_kept() -> None:
+    """Every import goes from a higher layer of pyproject's contract to a lower one."""
+    contract = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"][
+        "contracts"][0]
+    layer_of: dict[str, int] = {}
+    for i, layer in enumerate(contract["layers"]):
+        for name in layer.split("|"):
+            layer_of[name.strip()] = i
+
+    def layer(module: str) -> int | None:
+        parts = module.split(".")
+        for k in range(len(parts), 0, -1):
+            if ".".join(parts[:k]) in layer_of:
+                return layer_of[".".join(parts[:k])]
+        return None
+
+    g = _graph()
+    bad = [(a, b) for a in g.modules for b in g.find_modules_directly_imported_by(a)
+           if layer(a) is not None and layer(b) is not None and layer(a) > layer(b)]
+    assert bad == [], f"imports against the layers: {bad}"

@@ -1,0 +1,182 @@
+"""The stationarity certificate (THEOREMS.md, "Notation" and "Kinks").
+
+For trained θ the certificate records
+
+* the per-layer relative residual r_k = ‖R_k‖_F/‖W_k‖_F with R_k = W_k + g_k/λ, from the
+  plain gradient and — for kinked activations — from the best Clarke subgradient
+  (:mod:`verify.engine.kinks`); the smaller valid one is used;
+* whether the full-batch objective decreased from the start;
+* the smallest Hessian eigenvalue of F, exact (dense Hessian) for small nets and by Lanczos
+  on Hessian–vector products otherwise, so that the saddle at θ = 0 is never certified;
+  a point passes when λ_min ≥ −κ with κ = λ·max(τ, r): curvature is measured in units of the
+  regulariser's own curvature λ, and a point at residual r can show negative curvature of
+  that relative order without being near a saddle;
+* whether some layer collapsed to 0 (the trivial stationary point; claims become vacuous).
+
+Certified ⇔ finite, loss decreased, not collapsed, max_k r_k ≤ τ, and no negative curvature.
+
+Everything here is evaluated in float64, whatever precision the first training phase used
+(:data:`verify.engine.train.PRECISIONS`): a float32 gradient carries rounding of ~1e-7 relative,
+which would put a floor under r_k and make a verdict depend on the hardware.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+from torch import Tensor
+
+from verify.engine.residual import Stationarity, best_stationarity, stationarity
+from verify.engine.train import TrainResult
+from verify.nets.activations import KinkSlopes, Params
+from verify.nets.dense import forward_internals
+from verify.nets.network import weights
+from verify.nets.objective import Objective, flat, unflat
+
+EXACT_HESSIAN_LIMIT = 1500  # parameters; above it Lanczos on Hessian–vector products
+
+
+LANCZOS_LIMIT = 200_000
+
+
+COLLAPSE = 1e-10  # ‖W_k‖_F below this fraction of ‖W_k(0)‖_F counts as collapsed
+
+
+def min_hessian_eigenvalue(obj: Objective, params: Params,
+                           slopes: KinkSlopes | None = None) -> tuple[float | None, str]:
+    """λ_min(∇²F) and the method used ("exact", "tangent", "lanczos" or "skipped: why").
+
+    At a kinked point (``slopes`` given) F is a max/min of smooth pieces and the Hessian of
+    one piece says nothing about directions that leave the kink manifold {z_K(θ) = 0}, where
+    F has a V shape. The second-order test is then made on the tangent space of that
+    manifold: λ_min(Zᵀ ∇²F_s Z) with Z an orthonormal basis of ker ∂z_K/∂θ and F_s the
+    piece selected by the slopes.
+    """
+    theta = flat(params).detach()
+    P = theta.numel()
+
+    def F(v: Tensor) -> Tensor:
+        return obj.value(unflat(v, params), slopes)
+
+    if slopes is not None:
+        if P > EXACT_HESSIAN_LIMIT:
+            return None, f"skipped: kinked net with {P} > {EXACT_HESSIAN_LIMIT} parameters"
+
+        def zk(v: Tensor) -> Tensor:
+            _, zs, _ = forward_internals(obj.arch, unflat(v, params), obj.data.X)
+            return torch.cat([z.reshape(-1)[m.reshape(-1) > 0]
+                              for z, m in zip(zs[:-1], slopes.masks, strict=True)])
+
+        Jz = torch.func.jacrev(zk)(theta)
+        _, sv, Vh = torch.linalg.svd(Jz, full_matrices=True)
+        rank = int((sv > 1e-9 * sv[0]).sum()) if len(sv) and float(sv[0]) > 0 else 0
+        Z = Vh[rank:].T
+        if Z.shape[1] == 0:
+            return None, "skipped: the kinks fix every direction (a vertex)"
+        H = torch.func.hessian(F)(theta)
+        Ht = Z.T @ (0.5 * (H + H.T)) @ Z
+        return float(torch.linalg.eigvalsh(Ht)[0]), f"tangent ({Z.shape[1]} of {P} directions)"
+    if P <= EXACT_HESSIAN_LIMIT:
+        H = torch.func.hessian(F)(theta)
+        return float(torch.linalg.eigvalsh(0.5 * (H + H.T))[0]), "exact"
+    if P > LANCZOS_LIMIT:
+        return None, f"skipped: {P} parameters"
+
+    def hvp(v: np.ndarray) -> np.ndarray:
+        vt = torch.as_tensor(np.ravel(v), dtype=theta.dtype, device=theta.device)
+        _, out = torch.func.jvp(torch.func.grad(F), (theta,), (vt,))
+        return out.cpu().numpy()
+
+    op = LinearOperator((P, P), matvec=hvp, dtype=np.float64)
+    try:
+        val = eigsh(op, k=1, which="SA", tol=1e-6, maxiter=2000, ncv=min(P, 40),
+                    return_eigenvectors=False)
+        return float(val[0]), "lanczos"
+    except ArpackNoConvergence as exc:
+        if len(exc.eigenvalues):
+            return float(np.min(exc.eigenvalues)), "lanczos (partial)"
+        return None, "skipped: Lanczos did not converge"
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """Evidence that θ is (or is not) a stationary point of F; see module docstring."""
+
+    certified: bool
+    tau: float
+    max_residual: float
+    residual_kind: str
+    residuals: tuple[float, ...]
+    clarke_residuals: tuple[float, ...] | None
+    kinks: int
+    kink_band: float | None
+    grad_norm: float
+    loss_initial: float
+    loss_final: float
+    loss_decreased: bool
+    min_hessian_eig: float | None
+    hessian_method: str
+    collapsed: bool
+    optimizer_steps: int
+    stop_reason: str
+    train_seconds: float
+    reason: str
+    cost: dict = field(default_factory=dict)  # the first phase's precision, s/step, memory
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def certify(obj: Objective, result: TrainResult, tau: float,
+            hessian: bool = True) -> tuple[Certificate, Stationarity]:
+    """Certificate of ``result.params`` at level τ, and the residuals it rests on."""
+    params = result.params
+    F0, F1 = float(obj.value(result.initial)), float(obj.value(params))
+    finite = result.finite and math.isfinite(F1)
+    plain = stationarity(obj, params) if finite else None
+    W, W0 = weights(obj.arch, params), weights(obj.arch, result.initial)
+    collapsed = finite and any(float(torch.linalg.norm(w)) <= COLLAPSE * max(
+        float(torch.linalg.norm(w0)), 1.0) for w, w0 in zip(W, W0, strict=True))
+    best, clarke = (best_stationarity(obj, params, result.kink_band, result.slopes)
+                    if finite and not collapsed else (plain, None))
+    r = max(best.r) if best is not None else math.inf
+    gnorm = float(torch.linalg.norm(flat(obj.grad(params)))) if finite else math.inf
+    eig, method = (None, "skipped: not finite") if not finite else (
+        min_hessian_eigenvalue(obj, params, best.slopes if best is not None else None)
+        if hessian else (None, "skipped: not requested"))
+    kappa = obj.lam * max(tau, r) if math.isfinite(r) else 0.0
+    reasons = []
+    if not finite:
+        reasons.append(result.stop_reason)
+    if finite and not F1 < F0:
+        reasons.append(f"F did not decrease ({F0:.4g} → {F1:.4g})")
+    if collapsed:
+        reasons.append("a layer collapsed to 0 (trivial stationary point)")
+    if obj.lam == 0:
+        reasons.append("λ = 0: no stationarity residual R = W + g/λ")
+    elif not r <= tau:
+        what = (f"{best.kink_count} kinks, Clarke residual" if best is not None
+                and best.kind == "clarke" else "residual")
+        reasons.append(f"not stationary: max r_k = {r:.2e} > τ = {tau:.0e} ({what})")
+    if eig is not None and eig < -kappa:
+        reasons.append(f"negative curvature: λ_min(∇²F) = {eig:.3g} < −κ = {-kappa:.2g}")
+    certified = not reasons
+    return Certificate(
+        certified=certified, tau=tau, max_residual=r,
+        residual_kind=best.kind if best is not None else "none",
+        residuals=tuple(plain.r) if plain is not None else (),
+        clarke_residuals=tuple(clarke.r) if clarke is not None else None,
+        kinks=best.kink_count if best is not None and best.kind == "clarke" else (
+            clarke.kink_count if clarke is not None else 0),
+        kink_band=result.kink_band,
+        grad_norm=gnorm, loss_initial=F0, loss_final=F1, loss_decreased=F1 < F0,
+        min_hessian_eig=eig, hessian_method=method, collapsed=collapsed,
+        optimizer_steps=result.optimizer_steps, stop_reason=result.stop_reason,
+        train_seconds=result.seconds,
+        reason="certified stationary" if certified else "; ".join(reasons),
+        cost=dict(result.cost),
+    ), (best if best is not None else stationarity(obj, params))

@@ -1,0 +1,201 @@
+"""Stationarity residuals: the one definition of r_k, plain and at kinks (Clarke).
+
+R_k = W_k + g_k/λ and r_k = ‖R_k‖_F/‖W_k‖_F (THEOREMS.md, "Notation"), with g_k the data
+gradient for a chosen gradient selection: the plain gradient, or — for ReLU-type networks
+whose minimisers sit on kinks — the best Clarke subgradient, found by
+:func:`clarke_residual`.
+
+* :func:`clarke_residual` — the minimum over slopes s ∈ [a, 1]^K at the K entries in the
+  kink band |z| ≤ ``band`` (a = 0 for relu, the leaky slope otherwise) of Σ_k r_k², a
+  bounded least-squares problem (scipy ``least_squares``, trust-region reflective, started
+  from the given slopes). The chain rule with such slopes yields an element of the Goldstein
+  ε-subdifferential of F (ε: the distance to the kink manifold, at most about ``band``);
+  theorems that rely on exact Euler homogeneity measure the resulting defect and add it to
+  their slack (T3), the others hold for any slope selection.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.optimize import least_squares
+from torch import Tensor
+
+from verify.nets.activations import KinkSlopes, Params, sigma_slope_range
+from verify.nets.dense import forward_internals
+from verify.nets.network import weights
+from verify.nets.objective import Objective, flat, unflat
+
+BAND = 30.0  # kink band half-width in units of 1/β: sigmoid(±30) is 0 or 1 to 1e-13
+
+
+@dataclass(frozen=True)
+class Stationarity:
+    """Residuals of θ and the gradient selection they come from.
+
+    ``g`` is the data gradient of every parameter tensor, ``R[k] = W_k + g_k/λ``,
+    ``r[k] = ‖R_k‖/‖W_k‖``; ``kind`` is "gradient" or "clarke" (then ``slopes`` holds the
+    chosen slopes at the kinks).
+    """
+
+    g: Params
+    R: tuple[Tensor, ...]
+    r: tuple[float, ...]
+    kind: str
+    kink_count: int
+    slopes: KinkSlopes | None = None
+
+
+def stationarity(obj: Objective, params: Params, slopes: KinkSlopes | None = None,
+                 kind: str = "gradient", kink_count: int = 0) -> Stationarity:
+    """Residuals R_k and r_k at ``params`` for the given gradient selection."""
+    g = obj.data_grad(params, slopes)
+    W = weights(obj.arch, params)
+    if obj.lam == 0:
+        R = tuple(torch.full_like(w, math.nan) for w in W)
+        r = tuple(math.inf for _ in W)
+    else:
+        R = tuple(w + gk / obj.lam for w, gk in zip(W, g, strict=False))
+        r = tuple(float(torch.linalg.norm(Rk)) / max(float(torch.linalg.norm(w)), 1e-300)
+                  for Rk, w in zip(R, W, strict=True))
+    return Stationarity(g, R, r, kind, kink_count, slopes)
+
+
+def relative_residual(obj: Objective, params: Params, grad: Params | None = None) -> float:
+    """max_k ‖∇_{W_k} F‖_F / (λ ‖W_k‖_F) over weights (∞ for λ = 0 or a zero layer)."""
+    if obj.lam == 0:
+        return math.inf
+    g = obj.grad(params) if grad is None else grad
+    worst = 0.0
+    for k in range(obj.arch.depth):
+        wn = float(torch.linalg.norm(params[k]))
+        if wn == 0:
+            return math.inf
+        worst = max(worst, float(torch.linalg.norm(g[k])) / (obj.lam * wn))
+    return worst
+
+
+def kink_masks(obj: Objective, params: Params, band: float) -> tuple[Tensor, ...]:
+    """Masks of hidden pre-activations in the kink band |z| ≤ ``band``."""
+    with torch.no_grad():
+        _, zs, _ = forward_internals(obj.arch, params, obj.data.X)
+    return tuple((z.abs() <= band).to(z.dtype) for z in zs[:-1])
+
+
+def natural_slopes(obj: Objective, params: Params) -> tuple[Tensor, ...]:
+    lo, _ = sigma_slope_range(obj.arch.activation)
+    with torch.no_grad():
+        _, zs, _ = forward_internals(obj.arch, params, obj.data.X)
+    return tuple(torch.where(z > 0, torch.ones_like(z), torch.full_like(z, lo)) for z in zs[:-1])
+
+
+def _scatter(masks: tuple[Tensor, ...], base: tuple[Tensor, ...], s: Tensor) -> KinkSlopes:
+    vals, i = [], 0
+    for m, b in zip(masks, base, strict=True):
+        idx = m.reshape(-1).nonzero().squeeze(1)
+        v = b.reshape(-1).clone()
+        v = v.index_put((idx,), s[i : i + idx.numel()])
+        vals.append(v.view_as(b))
+        i += idx.numel()
+    return KinkSlopes(masks, tuple(vals))
+
+
+def _layer_scale(obj: Objective, params: Params) -> Tensor:
+    """Per-entry weights 1/(λ‖W_k‖) so that the squared gradient sums to Σ_k r_k²."""
+    parts = []
+    for i, p in enumerate(params):
+        k = i % obj.arch.depth
+        wn = float(torch.linalg.norm(params[k]))
+        parts.append(torch.full((p.numel(),), 1.0 / (obj.lam * max(wn, 1e-300)),
+                                dtype=p.dtype, device=p.device))
+    return torch.cat(parts)
+
+
+def smoothing_slopes(obj: Objective, params: Params, beta: float) -> KinkSlopes:
+    """σ'_β = sigmoid(βz) on the band |z| ≤ 30/β: the slopes the smoothed problem uses."""
+    masks = kink_masks(obj, params, BAND / beta)
+    lo, _ = sigma_slope_range(obj.arch.activation)
+    with torch.no_grad():
+        _, zs, _ = forward_internals(obj.arch, params, obj.data.X)
+    vals = tuple(lo + (1 - lo) * torch.sigmoid(beta * z) for z in zs[:-1])
+    return KinkSlopes(masks, vals)
+
+
+def clarke_residual(obj: Objective, params: Params, band: float,
+                    start: KinkSlopes | None = None, max_kinks: int = 3000,
+                    max_evals: int = 20) -> tuple[KinkSlopes | None, int, str]:
+    """The slopes minimising Σ_k r_k² over the kink band, their count, and a note.
+
+    With ``start``, its masks define the kinked entries (the band is then only reported).
+    Returns ``(None, K, note)`` when there is nothing to optimise (K = 0) or K is too large.
+    """
+    masks = kink_masks(obj, params, band) if start is None else start.masks
+    K = int(sum(int(m.sum()) for m in masks))
+    if K == 0:
+        return None, 0, "no kinks"
+    if K > max_kinks:
+        return None, K, f"{K} kinks exceed the Clarke solver limit {max_kinks}"
+    base = natural_slopes(obj, params)
+    lo, hi = sigma_slope_range(obj.arch.activation)
+    scale = _layer_scale(obj, params)
+    init = base if start is None else start.values
+    theta = flat(params).detach()
+    dev = theta.device
+
+    def grad_of(s: Tensor) -> Tensor:
+        kinks = _scatter(masks, base, s)
+        g = torch.func.grad(lambda q: obj.value(unflat(q, params), kinks))(theta)
+        return g * scale
+
+    s0 = torch.cat([b.reshape(-1)[m.reshape(-1) > 0] for m, b in zip(masks, init, strict=True)])
+
+    # The gradient is multilinear in the slopes; its Jacobian comes from forward mode.
+    def fun(s: np.ndarray) -> np.ndarray:
+        return grad_of(torch.as_tensor(s, dtype=theta.dtype, device=dev)).detach().cpu().numpy()
+
+    def jac(s: np.ndarray) -> np.ndarray:
+        st = torch.as_tensor(s, dtype=theta.dtype, device=dev)
+        return torch.func.jacfwd(grad_of)(st).detach().cpu().numpy()
+
+    s0 = s0.cpu()
+    sol = least_squares(fun, s0.clamp(lo, hi).numpy(), jac=jac, bounds=(lo, hi),
+                        method="trf", xtol=1e-15, ftol=1e-15, gtol=1e-15, max_nfev=max_evals)
+    s = torch.as_tensor(np.clip(sol.x, lo, hi), dtype=theta.dtype)
+    if float(np.linalg.norm(fun(s.numpy()))) > float(np.linalg.norm(fun(s0.numpy()))):
+        s = s0.clamp(lo, hi)  # keep the start when the solver ends worse
+    return _scatter(masks, base, s.to(dev)), K, f"{K} kinks in |z| ≤ {band:.1e}"
+
+
+def best_stationarity(obj: Objective, params: Params, band: float | None,
+                      start: KinkSlopes | None = None) -> tuple[
+        Stationarity, Stationarity | None]:
+    """The plain-gradient residuals and, for kinked nets with kinks, the Clarke ones.
+
+    ``band``: entries with |z| ≤ band count as kinked (default: 1e-9 of the largest |z|);
+    ``start``: a selection from training whose kinked entries and slopes are refined.
+    Returns ``(best, clarke)`` where ``best`` has the smaller max_k r_k.
+    """
+    plain = stationarity(obj, params)
+    if not obj.arch.kinked or obj.lam == 0:
+        return plain, None
+    if start is not None:
+        with torch.no_grad():
+            _, zs, _ = forward_internals(obj.arch, params, obj.data.X)
+        # the band actually used: the largest |z| among the entries treated as kinked
+        band = max((float(z[m > 0].abs().max()) for z, m in zip(zs[:-1], start.masks,
+                                                                 strict=True) if m.any()),
+                   default=0.0)
+    elif band is None:
+        with torch.no_grad():
+            _, zs, _ = forward_internals(obj.arch, params, obj.data.X)
+        band = 1e-9 * max(float(z.abs().max()) for z in zs[:-1])
+    else:
+        start = smoothing_slopes(obj, params, BAND / band)
+    slopes, K, _ = clarke_residual(obj, params, band, start)
+    if slopes is None:
+        return plain, None
+    clarke = stationarity(obj, params, slopes, "clarke", K)
+    return (clarke if max(clarke.r) < max(plain.r) else plain), clarke

@@ -1,0 +1,248 @@
+"""Training to stationarity of F(θ) = L̂(θ) + (λ/2) Σ‖W_k‖_F².
+
+The route: full-batch gradient descent (or mini-batch SGD, :mod:`verify.engine.sgd`) with a fixed
+step (the dynamics the theorems and the papers' code use; an ``observer`` sees every
+iterate, so exact trajectory identities can be checked), then L-BFGS polishing with a
+strong-Wolfe line search in float64, then — for ReLU-type networks, whose minimisers sit
+on kinks where L-BFGS stalls — the smoothing continuation of :mod:`verify.engine.kinks`.
+Non-finite losses stop training with a reason.
+
+Momentum (heavy ball, coupled decay) and Adam (coupled decay) are available as the
+negative controls of the trajectory identity (THEOREMS.md, T4).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import resource
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from verify.engine.kinks import continuation
+from verify.engine.polish import lbfgs_polish, newton_polish
+from verify.engine.residual import BAND, relative_residual
+from verify.engine.sgd import batches, on_batch
+from verify.errors import require
+from verify.nets.activations import KinkSlopes, Params
+from verify.nets.data import check_finite
+from verify.nets.objective import Objective
+
+OPTIMIZERS = ("gd", "momentum", "adam")
+
+
+# Precision of the first (GD/SGD) phase. Polishing and the certificate are always float64:
+# a verdict never rests on a low-precision gradient. "tf32" is float32 storage with
+# TensorFloat-32 matmuls on CUDA (10-bit mantissa products); on a CPU it is plain float32.
+PRECISIONS = ("float64", "float32", "tf32")
+
+
+Observer = Callable[[int, Params], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train. ``target`` is the relative residual at which polishing stops."""
+
+    lr: float = 0.05
+    steps: int = 2000
+    optimizer: str = "gd"
+    momentum: float = 0.9
+    polish: bool = True
+    lbfgs_iters: int = 3000
+    continuation: bool = True
+    target: float = 1e-10
+    max_seconds: float = 60.0
+    record_every: int = 10
+    batch: int | None = None  # mini-batch size B (None: full batch), see verify.engine.sgd
+    batch_seed: int = 0
+    precision: str = "float64"  # of the first phase only, see PRECISIONS
+
+    def __post_init__(self) -> None:
+        require(math.isfinite(self.lr) and self.lr > 0, "lr", self.lr, "a finite number > 0")
+        require(isinstance(self.steps, int) and self.steps >= 0, "steps", self.steps,
+                "an integer ≥ 0")
+        require(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer,
+                f"one of {', '.join(OPTIMIZERS)}")
+        require(isinstance(self.record_every, int) and self.record_every >= 1, "record_every",
+                self.record_every, "an integer ≥ 1")
+        require(self.precision in PRECISIONS, "precision", self.precision,
+                f"one of {', '.join(PRECISIONS)}")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The trained parameters and how they were reached."""
+
+    params: Params
+    initial: Params
+    trace_steps: tuple[int, ...]
+    trace_F: tuple[float, ...]
+    trace_residual: tuple[float, ...]
+    gd_steps: int
+    lbfgs_iters: int
+    continuation_iters: int
+    stop_reason: str
+    seconds: float
+    finite: bool
+    stages: dict[str, float] = field(default_factory=dict)
+    kink_band: float | None = None  # |z| ≤ band counts as a kink (from the continuation β)
+    slopes: KinkSlopes | None = None  # the slope selection at the kinks training ended with
+    cost: dict[str, float | str] = field(default_factory=dict)  # of the first phase
+
+    @property
+    def optimizer_steps(self) -> int:
+        return self.gd_steps + self.lbfgs_iters + self.continuation_iters
+
+
+def _gd_phase(obj: Objective, params: Params, cfg: TrainConfig, observer: Observer | None,
+              deadline: float, trace: list[tuple[int, float, float]]) -> tuple[Params, int, str]:
+    ps = [p.detach().clone() for p in params]
+    buf = [torch.zeros_like(p) for p in ps]
+    sq = [torch.zeros_like(p) for p in ps]
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    # Mini-batch SGD: the batch objective F_b replaces F; decay stays coupled (in ∇F_b).
+    sampler = None if cfg.batch is None else batches(obj.data.n, cfg.batch, cfg.batch_seed)
+    if observer is not None:
+        observer(0, tuple(ps))
+    for t in range(1, cfg.steps + 1):
+        g = (obj if sampler is None else on_batch(obj, next(sampler))).grad(tuple(ps))
+        if cfg.optimizer == "gd":
+            ps = [p - cfg.lr * gi for p, gi in zip(ps, g, strict=True)]
+        elif cfg.optimizer == "momentum":
+            buf = [cfg.momentum * b + gi for b, gi in zip(buf, g, strict=True)]
+            ps = [p - cfg.lr * b for p, b in zip(ps, buf, strict=True)]
+        else:
+            buf = [b1 * m + (1 - b1) * gi for m, gi in zip(buf, g, strict=True)]
+            sq = [b2 * v + (1 - b2) * gi * gi for v, gi in zip(sq, g, strict=True)]
+            c1, c2 = 1 - b1**t, 1 - b2**t
+            ps = [p - cfg.lr * (m / c1) / ((v / c2).sqrt() + eps)
+                  for p, m, v in zip(ps, buf, sq, strict=True)]
+        if observer is not None:
+            observer(t, tuple(ps))
+        if t % cfg.record_every == 0 or t == cfg.steps:
+            F = float(obj.value(tuple(ps)))
+            if not math.isfinite(F):
+                return tuple(ps), t, f"diverged: non-finite F at GD step {t} (lr={cfg.lr:g})"
+            trace.append((t, F, relative_residual(obj, tuple(ps))))
+        if time.perf_counter() > deadline:
+            return tuple(ps), t, f"time budget {cfg.max_seconds:g}s spent during GD"
+    return tuple(ps), cfg.steps, "gd steps done"
+
+
+@contextlib.contextmanager
+def matmul_precision(precision: str) -> Iterator[None]:
+    """TensorFloat-32 on (``tf32``) or off (otherwise) for CUDA matmuls and convolutions,
+    restored on exit. Explicitly off for ``float32``: PyTorch lets cuDNN convolutions use
+    TF32 by default, which would make "float32" mean two different things."""
+    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = (
+        precision == "tf32")
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+def at_precision(obj: Objective, params: Params, precision: str
+                 ) -> tuple[Objective, Params]:
+    """The objective and parameters in the storage dtype of ``precision`` (float64 or
+    float32); class-index targets stay integers."""
+    dtype = torch.float64 if precision == "float64" else torch.float32
+    return (replace(obj, data=obj.data.to(params[0].device, dtype)),
+            tuple(p.detach().to(dtype) for p in params))
+
+
+def _peak_memory(device: torch.device) -> tuple[int, str]:
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device)), "CUDA allocator peak"
+    # Linux reports kilobytes; the process peak also holds whatever ran before
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024, "process peak RSS"
+
+
+def _first_phase(obj: Objective, init: Params, cfg: TrainConfig, observer: Observer | None,
+                 deadline: float, trace: list[tuple[int, float, float]]
+                 ) -> tuple[Params, int, str, dict[str, float | str]]:
+    """The GD/SGD phase at ``cfg.precision``, returned in float64, with its cost: seconds
+    per step and peak memory (what the large scale reports)."""
+    device = init[0].device
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    # float64 leaves the inputs' own dtype alone (ensembles, callers with float32 tensors)
+    lo_obj, lo_init = ((obj, init) if cfg.precision == "float64"
+                       else at_precision(obj, init, cfg.precision))
+    t0 = time.perf_counter()
+    with matmul_precision(cfg.precision):
+        params, steps, reason = _gd_phase(lo_obj, lo_init, cfg, observer, deadline, trace)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - t0
+    peak, kind = _peak_memory(device)
+    cost: dict[str, float | str] = {
+        "precision": (cfg.precision if cfg.precision != "float64"
+                      else str(init[0].dtype).removeprefix("torch.")),
+        "device": str(device), "steps": steps,
+        "seconds_per_step": seconds / steps if steps else math.nan,
+        "parameters": sum(p.numel() for p in init), "peak_memory_bytes": peak,
+        "memory": kind}
+    return tuple(p.to(init[0].dtype) for p in params), steps, reason, cost
+
+
+def train(obj: Objective, init: Params, cfg: TrainConfig,
+          observer: Observer | None = None) -> TrainResult:
+    """Train ``init`` on ``obj`` following ``cfg``; never raises on divergence.
+
+    Data containing NaN or inf is refused (UsageError) before any step.
+    """
+    check_finite(obj.data.X, obj.data.Y, obj.data.name)
+    t0 = time.perf_counter()
+    deadline = t0 + cfg.max_seconds
+    trace: list[tuple[int, float, float]] = []
+    F0 = float(obj.value(init))
+    trace.append((0, F0, relative_residual(obj, init)))
+    stages: dict[str, float] = {}
+    params, gd_steps, reason, cost = _first_phase(obj, init, cfg, observer, deadline, trace)
+    stages["gd"] = time.perf_counter() - t0
+    finite = not reason.startswith("diverged")
+    if cfg.precision != "float64" and finite:
+        # where the low-precision phase left θ, measured in float64: what polishing starts
+        # from, and what a verdict would rest on without it
+        cost["residual_float64"] = relative_residual(obj, params)
+    lb_iters = cont_iters = 0
+    band, slopes = None, None
+    if finite and cfg.polish and obj.lam > 0 and time.perf_counter() < deadline:
+        t1 = time.perf_counter()
+        # On a kinked F L-BFGS stalls early (THEOREMS.md "Kinks"): keep it short there and
+        # let the smoothing continuation do the rest.
+        iters = min(cfg.lbfgs_iters, 200) if obj.arch.kinked else cfg.lbfgs_iters
+        params, lb_iters, reason = lbfgs_polish(obj, params, iters, cfg.target,
+                                                deadline, trace, gd_steps)
+        finite = not reason.startswith("diverged")
+        if finite and relative_residual(obj, params) > cfg.target:
+            params, nt, why = newton_polish(obj, params, cfg.target, deadline)
+            lb_iters += nt
+            reason = f"{reason}; {why}"
+            trace.append((gd_steps + lb_iters, float(obj.value(params)),
+                          relative_residual(obj, params)))
+        stages["lbfgs+newton"] = time.perf_counter() - t1
+        if (finite and cfg.continuation and obj.arch.kinked
+                and relative_residual(obj, params) > cfg.target):
+            t2 = time.perf_counter()
+            params, cont_iters, beta, slopes, why = continuation(obj, params, cfg.target,
+                                                                 deadline)
+            band = None if beta is None else BAND / beta
+            stages["continuation"] = time.perf_counter() - t2
+            reason = f"{reason}; {why}"
+            trace.append((gd_steps + lb_iters + cont_iters, float(obj.value(params)),
+                          relative_residual(obj, params)))
+    return TrainResult(
+        params=tuple(p.detach() for p in params), initial=tuple(init),
+        trace_steps=tuple(s for s, _, _ in trace), trace_F=tuple(f for _, f, _ in trace),
+        trace_residual=tuple(r for _, _, r in trace), gd_steps=gd_steps,
+        lbfgs_iters=lb_iters, continuation_iters=cont_iters, stop_reason=reason,
+        seconds=time.perf_counter() - t0, finite=finite, stages=stages, kink_band=band,
+        slopes=slopes, cost=cost)
