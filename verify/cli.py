@@ -11,18 +11,12 @@ import argparse
 import json
 import math
 import os
-import platform
-import shutil
-import signal
-import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
 from verify.errors import UsageError
-from verify.run import rundir
 
 EXIT_OK, EXIT_NOT_AS_EXPECTED, EXIT_USAGE = 0, 1, 2
 
@@ -213,71 +207,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _prepare_out(out: Path) -> Path:
-    """Create ``out`` and prove it writable; refuse a non-empty folder of something else."""
-    if out.exists() and not out.is_dir():
-        raise UsageError("--out", str(out), "a folder path (this is a file)")
-    if out.is_dir() and any(f.name != rundir.LOCK for f in out.iterdir()) and not any(
-            (out / m).exists() for m in rundir.RUN_FILES):
-        raise UsageError("--out", str(out), "a new or empty folder, or one holding an "
-                         "earlier run (this one holds other files)")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        raise UsageError("--out", str(out), f"a writable folder ({exc.strerror})") from None
-    return out
-
-
-def _claim_out(out: Path, manifest: dict[str, Any], overwrite: bool) -> list[dict[str, Any]]:
-    """Under the lock: the records to resume from (same manifest), or a clean folder."""
-    old = rundir.read_manifest(out) if not overwrite else None
-    has_run = any((out / m).exists() for m in rundir.RUN_FILES)
-    if has_run and not overwrite:
-        if old != manifest:
-            why = ("it holds a finished run from an older version" if old is None else
-                   "it holds a different run (" + ", ".join(
-                       k for k in manifest if old.get(k) != manifest[k]) + " differ)")
-            raise UsageError("--out", str(out), f"a folder for this run: {why}; use another "
-                             "--out, or --overwrite to replace it")
-        return rundir.read_records(out)
-    for name in (*rundir.RUN_FILES, "report.md", "report.html"):
-        (out / name).unlink(missing_ok=True)
-    for sub in (rundir.CACHE, "figures"):
-        shutil.rmtree(out / sub, ignore_errors=True)
-    rundir.write_manifest(out, manifest)
-    return []
-
-
-def _git_commit() -> str | None:
-    try:
-        here = Path(__file__).resolve().parent.parent
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=5, check=False)
-        if out.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=here, capture_output=True, text=True, timeout=5,
-                               check=False).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _versions() -> dict[str, str]:
-    import hypothesis
-    import numpy
-    import scipy
-    import sympy
-    import torch
-
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "numpy": numpy.__version__, "scipy": scipy.__version__,
-            "sympy": sympy.__version__, "hypothesis": hypothesis.__version__}
-
-
 class Progress:
     """One line per finished check on stderr, with elapsed time and an estimate of the rest."""
 
@@ -315,80 +244,24 @@ def cmd_list() -> int:
 
 def cmd_run(a: argparse.Namespace) -> int:
     from verify import report
-    from verify.claims.scales import SCALES
     from verify.claims.theorem import select
-    from verify.engine.setting import default_device, setting_key
-    from verify.run import runner
+    from verify.engine.setting import default_device
+    from verify.run import session
 
-    theorems = select(a.theorem)
-    device = default_device(a.device)
-    scale = SCALES[a.scale]
-    n = scale.examples if a.examples is None else a.examples
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    out = _prepare_out(a.out or Path("reports/runs") / f"{stamp}-{a.scale}-seed{a.seed}")
-    started = datetime.now(UTC)
-    t0 = time.perf_counter()
-    print(f"verify: drawing settings with Hypothesis (seed {a.seed}, scale {a.scale}) for "
-          f"{', '.join(t.id for t in theorems)} …", file=sys.stderr, flush=True)
-    tasks = runner.plan(theorems, scale, n, a.seed)
-    manifest = {"schema": 1, "theorems": [t.id for t in theorems], "scale": a.scale,
-                "seed": a.seed, "examples": n, "tau": a.tau, "device": device,
-                "tasks": ["{}/{}/{}/{}".format(*runner.task_key(t),
-                                               setting_key(t.setting, a.tau)) for t in tasks]}
-    with rundir.locked(out):
-        prior = _claim_out(out, manifest, a.overwrite)
-        done = {rundir.record_key(r) for r in prior}
-        todo = [t for t in tasks if runner.task_key(t) not in done]
-        if prior:
-            print(f"verify: resuming {out}: {len(prior)} of {len(tasks)} checks already "
-                  "done", file=sys.stderr, flush=True)
-        print(f"verify: {len(todo)} checks on {device}, {a.workers} worker process(es); "
-              f"results stream to {out / rundir.RECORDS}", file=sys.stderr, flush=True)
-        ctx_kw = {"tau": a.tau, "device": device, "max_seconds": scale.max_seconds,
-                  "scale": a.scale, "cache_dir": str(out / rundir.CACHE)}
-        recs = list(prior)
-        interrupted = False
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-        try:
-            for rec in runner.execute(todo, ctx_kw, a.workers, out / rundir.RECORDS,
-                                      Progress(), done_before=len(prior),
-                                      scheduler=a.scheduler):
-                recs.append(rec)
-        except KeyboardInterrupt:
-            interrupted = True
-            print("verify: interrupted — writing the results finished so far; run the same "
-                  "command again to resume", file=sys.stderr)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-        entries = [runner.summarise(t, [r for r in recs if r["theorem"] == t.id])
-                   for t in theorems]
-        ok = not interrupted and all(e["behaved"] for e in entries)
-        results = {"schema": report.SCHEMA, "run": {
-            "started": started.isoformat(timespec="seconds"),
-            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-            "wall_seconds": time.perf_counter() - t0, "seed": a.seed, "scale": a.scale,
-            "device": device,
-            "dtype": "float64 (polish, certificates; first phases at each setting's precision)",
-            "examples": n, "tau": a.tau,
-            "theorems_requested": [t.id for t in theorems],
-            "command": "python -m verify " + " ".join(sys.argv[1:]), "versions": _versions(),
-            "git_commit": _git_commit(), "platform": platform.platform(), "threads": 1,
-            "workers": a.workers, "scheduler": a.scheduler, "resumed_records": len(prior), "ok": ok,
-            "interrupted": interrupted}, "theorems": entries}
-        report.write_results(results, out)
-        md, html = report.render(results, out)
-    for e in entries:
+    req = session.Request(
+        theorems=tuple(select(a.theorem)), scale=a.scale, seed=a.seed, examples=a.examples,
+        tau=a.tau, device=default_device(a.device), workers=a.workers,
+        scheduler=a.scheduler, out=a.out, overwrite=a.overwrite,
+        command="python -m verify " + " ".join(sys.argv[1:]))
+    done = session.run(req, Progress())
+    md, html = report.render(done.results, done.out)
+    for e in done.results["theorems"]:
         mark = "ok " if e["behaved"] else "NOT"
         print(f"{mark} {e['id']} {e['verdict']:<12} {e['summary']}", file=sys.stderr)
-    print(f"verify: report written to {html} and {md} ({time.perf_counter() - t0:.0f}s)",
-          file=sys.stderr)
-    if interrupted:
+    print(f"verify: report written to {html} and {md} ({done.seconds:.0f}s)", file=sys.stderr)
+    if done.interrupted:
         return 130
-    return EXIT_OK if ok else EXIT_NOT_AS_EXPECTED
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+    return EXIT_OK if done.ok else EXIT_NOT_AS_EXPECTED
 
 
 def cmd_check(a: argparse.Namespace) -> int:
@@ -423,8 +296,9 @@ def cmd_check(a: argparse.Namespace) -> int:
 def cmd_regress(a: argparse.Namespace) -> int:
     from verify import report
     from verify.run import regression
+    from verify.run.results import load_results, write_results
 
-    results = report.load_results(a.dir)
+    results = load_results(a.dir)
     snap = regression.snapshot(results)
     if a.accept:
         regression.write_baseline(a.baseline, snap)
@@ -434,7 +308,7 @@ def cmd_regress(a: argparse.Namespace) -> int:
     base = regression.load_baseline(a.baseline)
     rows = regression.compare(base, snap, partial=a.partial)
     results["regression"] = {"baseline": str(a.baseline), "diffs": rows}
-    report.write_results(results, a.dir)
+    write_results(results, a.dir)
     report.render(results, a.dir)
     if rows:
         print(f"verify: theory regression against {a.baseline}: {len(rows)} change(s)\n")
@@ -446,8 +320,9 @@ def cmd_regress(a: argparse.Namespace) -> int:
 
 def cmd_report(a: argparse.Namespace) -> int:
     from verify import report
+    from verify.run.results import load_results
 
-    results = report.load_results(a.dir)
+    results = load_results(a.dir)
     md, html = report.render(results, a.dir)
     print(f"verify: report written to {html} and {md}", file=sys.stderr)
     return EXIT_OK if results.get("run", {}).get("ok") else EXIT_NOT_AS_EXPECTED

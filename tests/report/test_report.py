@@ -20,7 +20,8 @@ os.environ.setdefault("MPLCONFIGDIR", tempfile.mkdtemp(prefix="mplconfig-"))
 import pytest  # after MPLCONFIGDIR is set, before matplotlib loads
 
 from verify.errors import UsageError
-from verify.report import SCHEMA, load_results, render, write_results
+from verify.report import render
+from verify.run.results import SCHEMA, load_results, write_results
 
 
 def _example(seed: int, margin: float | None, verdict: str, series: bool) -> dict:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from verify import cli
-from verify.report import without_timing
 from verify.run.executor import dask_worker_environ
+from verify.run.results import without_timing
 
 distributed = pytest.importorskip("distributed", reason="Dask distributed is not installed")
 

@@ -11,8 +11,8 @@ import torch
 
 from verify import cli
 from verify.measure import spectra
-from verify.report import load_results
 from verify.run import regression
+from verify.run.results import load_results
 
 ROOT = Path(__file__).resolve().parents[2]
 BASELINE = ROOT / "reports" / "baseline" / "quick.json"

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from verify import cli
-from verify.report import without_timing
 from verify.run import rundir
+from verify.run.results import without_timing
 
 ROOT = Path(__file__).resolve().parents[2]
 ARGS = ["run", "--theorem", "T0", "--theorem", "T1", "--examples", "6", "--workers", "2"]

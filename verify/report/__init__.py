@@ -17,11 +17,8 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import math
-import os
 import re
-import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,11 +29,9 @@ import numpy as np
 
 matplotlib.use("Agg")  # reports are rendered headless; never open a window
 
-from verify.errors import UsageError
+from verify.run.results import RESULTS_NAME, atomic_write_bytes, jsonable
 
-SCHEMA = 1
 ROUNDING = 100 * 2.220446049250313e-16  # as verify.claims.verdict.ROUNDING
-RESULTS_NAME = "results.json"
 MD_NAME = "report.md"
 HTML_NAME = "report.html"
 FIGURES_DIR = "figures"
@@ -48,20 +43,6 @@ VERDICT_COLOURS = {
     "INCONCLUSIVE": "#bf8700",
     "VACUOUS": "#6e7781",
 }
-# Fields of results.json that measure the machine, not the theorem: two runs of the same
-# seed agree on everything else (tested: resumed runs, Dask vs local).
-TIMING_FIELDS = frozenset({"seconds", "train_seconds", "wall_seconds", "started", "finished",
-                           "command", "resumed_records", "git_commit", "seconds_per_step",
-                           "peak_memory_bytes"})
-
-
-def without_timing(x: Any) -> Any:
-    """``x`` (parsed results JSON) with every :data:`TIMING_FIELDS` key removed, at any depth."""
-    if isinstance(x, dict):
-        return {k: without_timing(v) for k, v in x.items() if k not in TIMING_FIELDS}
-    if isinstance(x, list):
-        return [without_timing(v) for v in x]
-    return x
 
 
 KEY_SETTING_FIELDS = ("widths", "conv", "activation", "lam", "n", "seed", "precision")
@@ -79,134 +60,9 @@ FIG_DPI = 90
 MAX_SPECTRA = 3
 MAX_LEGEND = 8
 
-_ALLOWED = f"a {RESULTS_NAME} with schema {SCHEMA} written by `python -m verify run`"
-
 
 # --------------------------------------------------------------------------------------------
 # results.json
-
-
-def _jsonable(value: Any, strict: bool = True) -> Any:
-    """Return ``value`` as plain JSON data, with non-finite floats replaced by ``None``.
-
-    JSON has no NaN/Infinity, and other tools read these files with strict parsers, so a
-    non-finite measurement is stored as ``null`` ("no finite value"). NumPy scalars/arrays,
-    tuples and paths are converted because engines naturally produce them. Any other object
-    raises ``TypeError`` when ``strict`` (writing), or becomes its ``str`` (rendering).
-    """
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v, strict) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v, strict) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return _jsonable(float(value))
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist(), strict)
-    if not strict:
-        return str(value)
-    raise TypeError(f"results contain a value JSON cannot store: {type(value).__name__}")
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see either the old file or the complete new one.
-
-    The bytes go to a temporary file in the same directory, are fsynced, and the file is moved
-    over ``path`` with :func:`os.replace` (atomic on POSIX and Windows); an interrupted run
-    therefore never leaves a truncated results file behind.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # os.open with mode 0o666 honours the umask (tempfile.mkstemp would force 0o600, leaving
-    # reports unreadable to anyone else); O_EXCL plus a random suffix avoids collisions.
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable; not possible everywhere (e.g. Windows)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-
-
-def write_results(results: dict, out_dir: Path) -> Path:
-    """Write ``results`` to ``out_dir/results.json`` atomically and return the file's path.
-
-    Non-finite floats become ``null`` (recursively) so the file is strict JSON. A missing
-    ``"schema"`` key is filled in with :data:`SCHEMA`; a different schema is refused, because
-    :func:`load_results` would refuse to read the file back.
-    """
-    if not isinstance(results, dict):
-        raise UsageError("results", type(results).__name__, "a dict following the results schema")
-    data = _jsonable(results)
-    schema = data.setdefault("schema", SCHEMA)
-    if schema != SCHEMA:
-        raise UsageError("results schema", schema, f"{SCHEMA} (the schema this version writes)")
-    if next(iter(data)) != "schema":  # keep "schema" first so `head results.json` shows it
-        data = {"schema": SCHEMA, **{k: v for k, v in data.items() if k != "schema"}}
-    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    path = Path(out_dir) / RESULTS_NAME
-    _atomic_write_bytes(path, text.encode("utf-8"))
-    return path
-
-
-def load_results(out_dir: Path) -> dict:
-    """Read ``out_dir/results.json`` (``out_dir`` may also be the file itself).
-
-    Raises :class:`~verify.errors.UsageError` naming the file when it is missing, is not
-    valid JSON (e.g. truncated), or was written with another schema, so that the CLI can tell
-    the user which file is wrong instead of printing a traceback.
-    """
-    out_dir = Path(out_dir)
-    path = out_dir if out_dir.is_file() else out_dir / RESULTS_NAME
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(
-            "results file", str(path), f"{_ALLOWED} (the file does not exist)"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(
-            "results file", str(path), f"{_ALLOWED} (cannot read it: {exc})"
-        ) from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(
-            "results file", str(path), f"{_ALLOWED} (not valid JSON, e.g. truncated: {exc})"
-        ) from exc
-    if not isinstance(data, dict):
-        raise UsageError(
-            "results file", str(path), f"{_ALLOWED} (top level is {type(data).__name__})"
-        )
-    if data.get("schema") != SCHEMA:
-        raise UsageError(
-            "results file", str(path), f"{_ALLOWED} (found schema {data.get('schema')!r})"
-        )
-    return data
 
 
 # --------------------------------------------------------------------------------------------
@@ -1294,7 +1150,7 @@ def render(results: dict, out_dir: Path) -> tuple[Path, Path]:
     stale plots.
     """
     out_dir = Path(out_dir)
-    results = _jsonable(results, strict=False) if isinstance(results, dict) else {}
+    results = jsonable(results, strict=False) if isinstance(results, dict) else {}
     theorems = _dicts(results.get("theorems"))
     fig_dir = out_dir / FIGURES_DIR
     figures: dict[str, list[_Figure]] = {}
@@ -1304,7 +1160,7 @@ def render(results: dict, out_dir: Path) -> tuple[Path, Path]:
         for fig in figs:
             if fig.png:
                 name = f"{slug}_{fig.kind}.png"
-                _atomic_write_bytes(fig_dir / name, fig.png)
+                atomic_write_bytes(fig_dir / name, fig.png)
                 fig.md_path = f"{FIGURES_DIR}/{name}"
                 made.add(fig.kind)
         for kind in set(FIGURE_KINDS) - made:
@@ -1312,6 +1168,6 @@ def render(results: dict, out_dir: Path) -> tuple[Path, Path]:
         figures[slug] = figs
     blocks = _document(results, figures)
     md_path, html_path = out_dir / MD_NAME, out_dir / HTML_NAME
-    _atomic_write_bytes(md_path, "\n".join(_md_blocks(blocks)).encode("utf-8"))
-    _atomic_write_bytes(html_path, _html_document(blocks).encode("utf-8"))
+    atomic_write_bytes(md_path, "\n".join(_md_blocks(blocks)).encode("utf-8"))
+    atomic_write_bytes(html_path, _html_document(blocks).encode("utf-8"))
     return md_path, html_path
