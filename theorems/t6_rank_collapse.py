@@ -23,7 +23,14 @@ from hypothesis import strategies as st
 from verify.claims.scales import Scale
 from verify.claims.strategies import log_uniform
 from verify.claims.theorem import Control, Theorem
-from verify.claims.verdict import Outcome, Verdict, combine, judge, judge_trend
+from verify.claims.verdict import (
+    Outcome,
+    Verdict,
+    combine,
+    judge_any_point,
+    judge_trend,
+    unmet,
+)
 from verify.engine.ensemble import realise_all
 from verify.engine.setting import Context, Setting, realise
 from verify.measure import collapse
@@ -67,13 +74,9 @@ def settings(draw: st.DrawFn, scale: Scale) -> Setting:
 def _bound_part(c: collapse.LayerCollapse, cert: Any) -> Outcome:
     """The exact bound; it holds at any θ, so FAIL and VACUOUS need no certificate, while an
     informative PASS does (otherwise the network is not the stationary one claimed about)."""
-    what = f"D_K(W_{c.layer}) ≤ (1/λn)Σ‖δ‖‖z−μ_c‖ + ‖R‖"
-    trivial = c.fro if c.informative else 0.0
-    out = judge(c.tail, c.bound, c.fro, what, certificate=cert, require_certificate=False,
-                trivial=trivial)
-    if out.verdict == Verdict.PASS:
-        out = judge(c.tail, c.bound, c.fro, what, certificate=cert, trivial=trivial)
-    return out
+    return judge_any_point(measured=c.tail, bound=c.bound, scale=c.fro,
+                           what=f"D_K(W_{c.layer}) ≤ (1/λn)Σ‖δ‖‖z−μ_c‖ + ‖R‖",
+                           certificate=cert, trivial=c.fro if c.informative else 0.0)
 
 
 def check_network(s: Setting, ctx: Context) -> Outcome:
@@ -109,8 +112,8 @@ def check_sweep(sw: Sweep, ctx: Context) -> Outcome:
     rows, skipped = _records(sw, ctx)
     nets = len({r["net"] for r in rows})
     if nets < 4:
-        return Outcome(Verdict.INCONCLUSIVE, float(nets), 4.0, float("nan"),
-                       f"only {nets} certified networks in the sweep ({skipped} not certified)")
+        return unmet(what="sweep", why=f"only {nets} certified networks, 4 needed for a trend "
+                     f"({skipped} not certified)", measured=float(nets), bound=4.0)
     col = {k: [r[k] for r in rows] for k in rows[0]}
     net = col["net"]
     parts: dict[str, Outcome] = {}
