@@ -45,10 +45,11 @@ from torch import Tensor
 from verify.engine.certificate import Certificate, certify
 from verify.engine.setting import Context, Setting, Trained, is_cached, realise, store
 from verify.engine.train import TrainConfig, TrainResult, train
-from verify.errors import require
+from verify.errors import UsageError, require
 from verify.nets.activations import Params, sigma
 from verify.nets.data import check_finite
 from verify.nets.dense import Architecture
+from verify.nets.network import Network
 from verify.nets.objective import Objective
 
 Trace = list[tuple[int, float, float]]
@@ -62,6 +63,15 @@ def stack(params: Sequence[Params]) -> Params:
 def unstack(stacked: Params, i: int) -> Params:
     """θ_i out of the stacked Θ (contiguous copies, so later steps cannot alias it)."""
     return tuple(t[i].clone() for t in stacked)
+
+
+def _dense(arch: Network) -> Architecture:
+    """``arch`` as a dense MLP: an ensemble batches dense layers only (conv nets are trained
+    one at a time, see :func:`_batchable`)."""
+    if not isinstance(arch, Architecture):
+        raise UsageError("architecture of an ensemble", arch,
+                         "a dense MLP (conv nets have no batched forward)")
+    return arch
 
 
 def _check_compatible(objectives: Sequence[Objective], inits: Sequence[Params]) -> Architecture:
@@ -85,7 +95,7 @@ def _check_compatible(objectives: Sequence[Objective], inits: Sequence[Params]) 
         shapes = [tuple(p.shape) for p in inits[i]]
         require(shapes == [tuple(s) for s in first.arch.shapes()], f"init of network {i}",
                 shapes, f"the shapes {first.arch.shapes()}")
-    return first.arch
+    return _dense(first.arch)
 
 
 def batched_forward(arch: Architecture, stacked: Params, X: Tensor) -> Tensor:
@@ -146,8 +156,8 @@ class Ensemble:
         first = self.objectives[0]
         require(chunk is None or (isinstance(chunk, int) and chunk >= 1), "chunk", chunk,
                 "None or a positive integer")
-        self.chunk = chunk or default_chunk(first.arch, first.data.n)
-        self.arch = first.arch
+        self.arch = _dense(first.arch)
+        self.chunk = chunk or default_chunk(self.arch, first.data.n)
         self.loss_kind = first.data.loss
         self.reg_bias = first.reg_bias
         self.X = torch.stack([o.data.X for o in self.objectives])

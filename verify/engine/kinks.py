@@ -30,10 +30,11 @@ from verify.nets.dense import forward_internals
 from verify.nets.objective import Objective, flat, unflat
 
 DENSE_LIMIT = 3000  # unknowns (parameters + kinks) for the dense kink Newton solve
+BETAS = tuple(10.0**k for k in range(1, 10))  # the continuation's smoothing levels β
 
 
 def continuation(obj: Objective, params: Params, target: float, deadline: float,
-                 betas: tuple[float, ...] = tuple(10.0**k for k in range(1, 10)),
+                 betas: tuple[float, ...] = BETAS,
                  iters_per_stage: int = 500
                  ) -> tuple[Params, int, float | None, KinkSlopes | None, str]:
     """Smoothing continuation (module doc).
