@@ -25,7 +25,10 @@ from verify.run.results import SCHEMA, load_results, write_results
 
 
 def _example(seed: int, margin: float | None, verdict: str, series: bool) -> dict:
+    """Example number ``seed`` of T2 (its index in the list is its seed)."""
     ex = {
+        "id": f"T2/ex/setting{seed}", "theorem": "T2", "kind": "example", "index": seed,
+        "error": None, "series": {},
         "setting": {"widths": [4, 8, 8, 1], "activation": "relu", "lam": 0.01, "n": 16,
                     "seed": seed, "loss": "squared"},
         "verdict": verdict,
@@ -77,6 +80,7 @@ def make_results() -> dict:
             "command": "python -m verify run --scale quick", "git_commit": None,
             "versions": {"python": "3.11.7", "torch": "2.13.0", "numpy": "2.4.6"},
             "platform": "Linux-test", "threads": 1, "ok": False, "interrupted": True,
+            "tau": 1e-6, "workers": 2, "scheduler": None, "resumed_records": 0,
         },
         "theorems": [
             {
@@ -90,7 +94,10 @@ def make_results() -> dict:
                 "seconds": float("inf"),
                 "notes": ["constants are not encoded"],
                 "examples": [_example(0, 0.99, "PASS", series=True), no_series, bad],
+                "plots": [],
                 "controls": [{
+                    "id": "T2/control/tanh_control", "theorem": "T2", "kind": "control",
+                    "index": 0, "pinned": False, "error": None,
                     "name": "tanh_control", "description": "tanh activation (not homogeneous)",
                     "expected": "FAIL", "verdict": "FAIL", "as_expected": True,
                     "setting": {"widths": [4, 8, 1], "activation": "tanh"},
@@ -101,10 +108,11 @@ def make_results() -> dict:
                 }],
             },
             {
-                "id": "T7", "title": "Empty theorem", "source": None, "statement": None,
+                "id": "T7", "title": "Empty theorem", "source": "", "statement": "",
                 "statement_latex": r"\notacommand{x}", "verdict": "VACUOUS", "behaved": True,
-                "summary": None, "counts": None, "seconds": None, "notes": [],
-                "examples": [], "controls": [],
+                "summary": "", "counts": {"PASS": 0, "FAIL": 0, "INCONCLUSIVE": 0, "VACUOUS": 0},
+                "seconds": None, "notes": [], "assumptions": [], "examples": [], "controls": [],
+                "plots": [],
             },
         ],
     }
@@ -217,7 +225,10 @@ def test_examples_sorted_worst_first(rendered: tuple[Path, Path]) -> None:
 
 
 def test_render_tolerates_sparse_results(tmp_path: Path) -> None:
-    sparse = {"schema": SCHEMA, "theorems": [{"id": "T0", "examples": [{}], "controls": [{}]}]}
+    sparse = {"schema": SCHEMA, "theorems": [
+        {"id": "T0", "examples": [{}], "controls": [{}]},
+        {"id": "T1", "source": None, "statement": None, "summary": None, "counts": None,
+         "seconds": None, "examples": None, "controls": "?", "plots": [{"kind": 3}, 7]}]}
     md, html_path = render(sparse, tmp_path)
     assert "T0" in md.read_text(encoding="utf-8")
     assert "Status" in html_path.read_text(encoding="utf-8")

@@ -29,6 +29,7 @@ import numpy as np
 
 matplotlib.use("Agg")  # reports are rendered headless; never open a window
 
+from verify.run.records import Results
 from verify.run.results import RESULTS_NAME, atomic_write_bytes, jsonable
 
 ROUNDING = 100 * 2.220446049250313e-16  # as verify.claims.verdict.ROUNDING
@@ -1141,7 +1142,7 @@ def _html_document(blocks: list[Any]) -> str:
 # entry point
 
 
-def render(results: dict, out_dir: Path) -> tuple[Path, Path]:
+def render(results: Results | dict, out_dir: Path) -> tuple[Path, Path]:
     """Write ``report.md`` (with ``figures/*.png``) and ``report.html`` into ``out_dir``.
 
     Returns ``(md_path, html_path)``. Both files carry the same content; the HTML embeds its
@@ -1150,6 +1151,8 @@ def render(results: dict, out_dir: Path) -> tuple[Path, Path]:
     stale plots.
     """
     out_dir = Path(out_dir)
+    if isinstance(results, Results):
+        results = results.to_json()
     results = jsonable(results, strict=False) if isinstance(results, dict) else {}
     theorems = _dicts(results.get("theorems"))
     fig_dir = out_dir / FIGURES_DIR
