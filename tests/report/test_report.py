@@ -18,10 +18,18 @@ from pathlib import Path
 os.environ.setdefault("MPLCONFIGDIR", tempfile.mkdtemp(prefix="mplconfig-"))
 
 import pytest  # after MPLCONFIGDIR is set, before matplotlib loads
+from jsonschema import Draft202012Validator
 
 from verify.errors import UsageError
 from verify.report import render
-from verify.run.results import SCHEMA, load_results, write_results
+from verify.run.results import (
+    SCHEMA,
+    json_schema,
+    jsonable,
+    load_results,
+    read_results,
+    write_results,
+)
 
 
 def _example(seed: int, margin: float | None, verdict: str, series: bool) -> dict:
@@ -144,6 +152,18 @@ def test_round_trip_replaces_non_finite_with_null(results: dict, tmp_path: Path)
     original["theorems"][0]["examples"][2]["measured"] = None
     assert loaded == original
     assert not [p for p in tmp_path.iterdir() if p.name != "results.json"], "temp file left"
+
+
+def test_fixture_is_a_valid_results_file(results: dict, tmp_path: Path) -> None:
+    """The synthetic run is what a real run writes: valid under the published schema and
+    readable as typed records."""
+    errors = [e.message for e in Draft202012Validator(json_schema()).iter_errors(
+        jsonable(results))]
+    assert errors == []
+    write_results(results, tmp_path)
+    typed = read_results(tmp_path)
+    assert [t.id for t in typed.theorems] == ["T2", "T7"]
+    assert typed.theorems[0].controls[0].as_expected is True
 
 
 def test_write_results_refuses_other_schema(results: dict, tmp_path: Path) -> None:

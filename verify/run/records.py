@@ -307,10 +307,9 @@ class TheoremSummary:
 def _checks(f: Fields, key: str, kind: CheckKind) -> tuple[CheckRecord, ...]:
     out = []
     for e in f.items(key):
-        rec = CheckRecord.from_json(e.data, f.source, e.where)
-        if rec.kind is not kind:
-            e.wrong("kind", str(rec.kind), f"{kind} (this is the list of {key})")
-        out.append(rec)
+        if e.get("kind") != kind:
+            e.wrong("kind", e.get("kind"), f"{kind} (this is the list of {key})")
+        out.append(CheckRecord.from_json(e.data, f.source, e.where))
     return tuple(out)
 
 

@@ -15,6 +15,7 @@ import math
 import os
 import secrets
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,13 @@ from verify.errors import UsageError
 from verify.run.records import SCHEMA, Results
 
 RESULTS_NAME = "results.json"
+SCHEMA_NAME = "results.schema.json"  # the published JSON Schema (draft 2020-12), package data
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of results.json (``verify/run/results.schema.json``)."""
+    text = resources.files("verify.run").joinpath(SCHEMA_NAME).read_text(encoding="utf-8")
+    return json.loads(text)
 
 
 # Fields of results.json that measure the machine, not the theorem: two runs of the same
