@@ -8,11 +8,13 @@ exercised without training anything.
 from __future__ import annotations
 
 import copy
+import html
 import json
 import math
 import os
 import re
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("MPLCONFIGDIR", tempfile.mkdtemp(prefix="mplconfig-"))
@@ -22,6 +24,12 @@ from jsonschema import Draft202012Validator
 
 from verify.errors import UsageError
 from verify.report import render
+from verify.report.document import Block, Figure, texts
+from verify.report.figures import theorem_figures
+from verify.report.html import to_html
+from verify.report.markdown import to_markdown
+from verify.report.sections import document
+from verify.report.values import slugs
 from verify.run.results import (
     SCHEMA,
     json_schema,
@@ -293,3 +301,36 @@ def test_training_cost_table_lists_networks_largest_first(rendered: tuple[Path, 
     # seed 1 (2000 parameters, 0.025 s/step) before seed 0 (1000, 0.0125)
     assert table.index("| 2000 |") < table.index("| 1000 |")
     assert table.index("0.025") < table.index("0.0125")
+
+
+def _plain(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _missing(blocks: list[Block], md: str, page: str) -> list[str]:
+    """Texts of the document absent from the Markdown or the HTML (as a reader sees them:
+    Markdown escapes removed; HTML tags removed, image alt texts kept, entities decoded)."""
+    md_text = _plain(re.sub(r"\\([\\`*|<])", r"\1", md))
+    page = re.sub(r'<img alt="([^"]*)"[^>]*>', r" \1 ", page)
+    html_text = _plain(html.unescape(re.sub(r"<[^>]+>", " ", page)))
+    return [t for t in texts(blocks)
+            if _plain(t) not in md_text or _plain(t) not in html_text]
+
+
+def test_markdown_and_html_say_the_same_thing() -> None:
+    """One document model, two renderers: every text and number of the document appears in
+    both views (including a figure that failed and a formula mathtext cannot typeset)."""
+    data = jsonable(make_results())
+    theorems = data["theorems"]
+    figures = {slug: [replace(f, path=f"figures/{slug}_{f.kind}.png") if f.png else f
+                      for f in theorem_figures(th)]
+               for th, slug in zip(theorems, slugs(theorems), strict=True)}
+    figures["T7"] = [Figure("spectra", "Singular value spectra", "", error="ValueError: x<0")]
+    blocks = document(data, figures)
+    every = list(texts(blocks))
+    assert len(every) > 200 and "1.2e-12" in every and "tanh_control" in every
+    assert "figure spectra could not be drawn: ValueError: x<0" in every
+    md, page = to_markdown(blocks), to_html(blocks)
+    assert _missing(blocks, md, page) == []
+    # the comparison sees a renderer that drops a block
+    assert _missing(blocks, md, to_html(blocks[:-1])) == list(texts(blocks[-1:]))
