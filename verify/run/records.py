@@ -10,9 +10,10 @@ input), so the report, the regression check and a resumed run read only well-for
 The published JSON Schema of the file is ``results.schema.json`` beside this module.
 
 Checks are named by **stable ids**, not by list positions: ``T3/ex/<setting key>`` for an
-example (the key is :func:`verify.engine.setting.setting_key` of its setting, which is also
-the name of its trained network in the run's ``cache/``) and ``T3/control/<name>`` for a
-control; a repeat of an id within a theorem gets ``~2``, ``~3``, … in plan order.
+example (the key is :func:`verify.engine.setting.setting_key` of its setting and τ — for a
+check of one :class:`~verify.engine.setting.Setting` also the name of its trained network
+in the run's ``cache/``) and ``T3/control/<name>`` for a control; a repeat of an id within
+a theorem gets ``~2``, ``~3``, … in plan order.
 Non-finite numbers are NaN in memory and ``null`` in results.json.
 """
 
