@@ -14,9 +14,12 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from verify.errors import UsageError
+
+if TYPE_CHECKING:
+    from verify.run.records import CheckRecord
 
 EXIT_OK, EXIT_NOT_AS_EXPECTED, EXIT_USAGE = 0, 1, 2
 
@@ -214,19 +217,18 @@ class Progress:
         self.t0 = time.perf_counter()
         self.stream = stream if stream is not None else sys.stderr
 
-    def __call__(self, rec: dict[str, Any], done: int, total: int) -> None:
+    def __call__(self, rec: CheckRecord, done: int, total: int) -> None:
         el = time.perf_counter() - self.t0
         eta = el / done * (total - done)
-        what = (f"control {rec['name']!r}" if rec["kind"] == "control"
-                else f"example {rec['index']}")
-        cert = rec.get("certificate") or {}
+        what = f"control {rec.name!r}" if rec.name is not None else f"example {rec.index}"
+        cert = dict(rec.certificate or {})
         r = cert.get("max_residual")
         rtxt = f" r={r:.1e}" if isinstance(r, float) and math.isfinite(r) else ""
         flag = ""
-        if rec["kind"] == "control" and not rec.get("as_expected"):
-            flag = f"  (expected {rec['expected']})"
-        print(f"[{done:>3}/{total}] {rec['theorem']} {what:<28} {rec['verdict']:<12}{rtxt}"
-              f"  {rec['seconds']:.1f}s{flag}{_cost_text(cert)}   elapsed {el:.0f}s, "
+        if rec.expected is not None and not rec.as_expected:
+            flag = f"  (expected {rec.expected})"
+        print(f"[{done:>3}/{total}] {rec.theorem} {what:<28} {rec.verdict:<12}{rtxt}"
+              f"  {rec.seconds:.1f}s{flag}{_cost_text(cert)}   elapsed {el:.0f}s, "
               f"~{eta:.0f}s left",
               file=self.stream, flush=True)
 
@@ -255,9 +257,9 @@ def cmd_run(a: argparse.Namespace) -> int:
         command="python -m verify " + " ".join(sys.argv[1:]))
     done = session.run(req, Progress())
     md, html = report.render(done.results, done.out)
-    for e in done.results["theorems"]:
-        mark = "ok " if e["behaved"] else "NOT"
-        print(f"{mark} {e['id']} {e['verdict']:<12} {e['summary']}", file=sys.stderr)
+    for e in done.results.theorems:
+        mark = "ok " if e.behaved else "NOT"
+        print(f"{mark} {e.id} {e.verdict:<12} {e.summary}", file=sys.stderr)
     print(f"verify: report written to {html} and {md} ({done.seconds:.0f}s)", file=sys.stderr)
     if done.interrupted:
         return 130
