@@ -71,7 +71,8 @@ def test_state_dict_and_files_audit_like_the_module(tmp_path: Path) -> None:
 def test_files_are_read_without_unpickling_objects(tmp_path: Path) -> None:
     model = _mlp()
     torch.save(model, tmp_path / "whole.pt")  # a pickled nn.Module
-    with pytest.raises(UsageError, match=re.escape("pickled torch.nn.modules.container.Sequential")):
+    pickled = re.escape("pickled torch.nn.modules.container.Sequential")
+    with pytest.raises(UsageError, match=pickled):
         load_weights(tmp_path / "whole.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
     with pytest.raises(UsageError, match="not a torch file"):
