@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -182,6 +183,13 @@ class TheoremItem(pytest.Item):
         if isinstance(excinfo.value, VerdictFailure):
             return f"{self.theorem.id} {self.theorem.title}\n{excinfo.value}"
         return super().repr_failure(excinfo, style)  # a harness error: its traceback
+
+    def _traceback_filter(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
+        # a harness error: its traceback from this item's runtest on (pytest's own frames
+        # above it say nothing), as pytest does for test functions
+        tb = excinfo.traceback
+        cut = tb.cut(path=Path(__file__))
+        return (cut if cut else tb).filter(excinfo)
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         return self.path, None, f"{self.theorem.id}: {self.name}"
