@@ -117,8 +117,11 @@ def test_theorems_outside_their_assumptions_are_listed_with_the_reason_and_can_f
         assert c.status == NOT_APPLICABLE and "biases" in c.reason and c.outcome is None
     # the hooks themselves bite on the same weights: Euler's identity fails with biases
     assert t1_euler.assess(a.trained).verdict == Verdict.FAIL
-    lam0 = audit(nn.Sequential(nn.Linear(5, 3, bias=False)), data.X, data.Y, lam=0.0)
+    lam0 = audit(nn.Sequential(nn.Linear(5, 3, bias=False)), data.X, data.Y, lam=0.0,
+                 hessian=False)
     assert "λ = 0" in _check(lam0, "T3").reason and not lam0.certified
+    assert lam0.certificate.hessian_method == "skipped: not requested"
+    assert "τ = 1e-06" in lam0.established and "local" in lam0.established
 
 
 def test_polish_moves_the_weights_and_certifies_a_small_softplus_net(tmp_path: Path) -> None:

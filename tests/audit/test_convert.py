@@ -163,3 +163,12 @@ def test_cli_audits_a_file_and_refuses_a_pickle_with_one_line(
                      "--lam", "1e-3", "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "'0.weight'" in err, err
+
+
+def test_harness_data_defaults_to_every_sample_of_the_classes_kept() -> None:
+    from verify.audit.data import harness_dataset
+
+    assert harness_dataset("digits", (64, 32, 10), "ce").n == 1797
+    logistic = harness_dataset("digits", (64, 8, 1), "logistic")
+    assert logistic.n == 360 and set(logistic.Y.tolist()) == {-1.0, 1.0}  # classes 0 and 1
+    assert harness_dataset("clusters", (5, 3), "ce", n=7).n == 7

@@ -114,6 +114,11 @@ class Audit:
     def certified(self) -> bool:
         return self.trained.certificate.certified
 
+    @property
+    def established(self) -> str:
+        """What the certificate established, in one sentence."""
+        return render.established(self)
+
     def polish(self, max_seconds: float = 120.0) -> Audit:
         """Continue from these weights to a certified point: the engine's route
         (:func:`verify.engine.train.train`) with the GD phase skipped — L-BFGS, Newton and,
@@ -156,7 +161,7 @@ def audit(model: nn.Module | dict[str, torch.Tensor] | str | Path, X: Any, y: An
           tau: float = 1e-6, reg_bias: bool = False,
           image: tuple[int, int, int] | None = None,
           theorems: Sequence[str] | None = None, name: str | None = None,
-          data_name: str = "user data") -> Audit:
+          data_name: str = "user data", hessian: bool = True) -> Audit:
     """Audit ``model`` on data (``X``: n × …, ``y``: targets for ``loss``) at weight decay
     ``lam`` (= λ_eff: torch's ``weight_decay``; biases decayed only with ``reg_bias``).
 
@@ -164,7 +169,8 @@ def audit(model: nn.Module | dict[str, torch.Tensor] | str | Path, X: Any, y: An
     ``torch.save(state_dict)`` file with ``arch`` (an Architecture, a ConvNet or the
     ``nn.Sequential`` it came from). ``image``: (C, H, W) of a conv net's inputs (default: from
     a 4-D ``X``, else square). ``theorems``: ids to judge (default: all registered);
-    ``name`` and ``data_name`` label the report.
+    ``name`` and ``data_name`` label the report; ``hessian=False`` skips the second-order
+    test (Lanczos on a large model), and the certificate says it was skipped.
     A model or data the harness cannot represent raises :class:`~verify.errors.UsageError`.
     """
     t0 = time.perf_counter()
@@ -189,7 +195,7 @@ def audit(model: nn.Module | dict[str, torch.Tensor] | str | Path, X: Any, y: An
     data = user_dataset(X, y, loss, data_name)
     obj = Objective(m.arch, data, float(lam), reg_bias)
     ids = tuple(theorems) if theorems is not None else None
-    out = _audit(m, obj, float(tau), source, ids)
+    out = _audit(m, obj, float(tau), source, ids, hessian=hessian)
     return replace(out, seconds=time.perf_counter() - t0)
 
 
@@ -210,13 +216,14 @@ def given_result(obj: Objective, params: tuple[torch.Tensor, ...]) -> TrainResul
 
 
 def _audit(m: Model, obj: Objective, tau: float, source: str, ids: tuple[str, ...] | None,
-           polished: TrainResult | None = None, moved: Movement | None = None) -> Audit:
+           polished: TrainResult | None = None, moved: Movement | None = None,
+           hessian: bool = True) -> Audit:
     t0 = time.perf_counter()
     if polished is None:
         res = given_result(obj, m.params)
     else:  # the polish's kink selection and stop reason; the start is θ = 0 as for any audit
         res = replace(polished, initial=tuple(torch.zeros_like(p) for p in polished.params))
-    cert, st = certify(obj, res, tau)
+    cert, st = certify(obj, res, tau, hessian=hessian)
     trained = Trained(None, obj, res, cert, st)
     checks = tuple(judge(thm, trained) for thm in _theorems(ids))
     return Audit(m, obj, trained, table.frame(m, st), checks, source,

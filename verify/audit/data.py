@@ -60,9 +60,11 @@ def harness_dataset(kind: str, widths: tuple[int, ...], loss: str, n: int | None
     of a bundled data set — digits 1797, diabetes 442 — else 256)."""
     if n is None:
         n = BUNDLED.get(kind, DEFAULT_N)
-        if kind == "digits" and loss != "logistic" and widths[-1] < 10:
-            # only the first d_out classes are kept: all of their samples
+        if kind == "digits":
+            # make() keeps the first K classes (K = 2 for the logistic loss, else d_out up to
+            # 10): all of their samples
             from sklearn.datasets import load_digits
 
-            n = int((load_digits().target < max(widths[-1], 2)).sum())
+            k = 2 if loss == "logistic" else min(10, max(widths[-1], 2))
+            n = int((load_digits().target < k).sum())
     return datasets.make(kind, n, widths[0], widths[-1], seed, loss, dim)
