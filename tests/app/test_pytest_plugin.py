@@ -55,8 +55,13 @@ THEOREM = Theorem(
 '''
 
 
+def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    # pytest-benchmark would warn in every inner run under xdist; it has no part here
+    return pytester.runpytest("-p", "verify.pytest_plugin", "-p", "no:benchmark", *args)
+
+
 def test_t1_quick_one_example_collects_and_passes(pytester: pytest.Pytester) -> None:
-    res = pytester.runpytest("-p", "verify.pytest_plugin", "--verify-theorem", "T1",
+    res = _run(pytester, "--verify-theorem", "T1",
                              "--verify-scale", "quick", "--verify-examples", "1", "-v")
     res.assert_outcomes(passed=4)  # the pinned example and the three controls
     res.stdout.fnmatch_lines(["*collected 4 items*", "verify::T1::example[[]0-pinned[]] PASSED*",
@@ -67,7 +72,7 @@ def test_verdicts_map_to_pass_fail_skip_and_errors_stay_errors(
         pytester: pytest.Pytester) -> None:
     pytester.makepyfile(fake_thm=FAKE)
     pytester.syspathinsert()
-    res = pytester.runpytest("-p", "verify.pytest_plugin", "--theorem-module", "fake_thm",
+    res = _run(pytester, "--theorem-module", "fake_thm",
                              "--verify-theorem", "TFAKE", "--verify-examples", "5", "-rs")
     # PASS and the control that gets its verdict pass; FAIL, the control that misses and the
     # harness error fail; INCONCLUSIVE and VACUOUS skip with their reason
@@ -92,20 +97,20 @@ def test_entry_point_group_offers_theorems_of_other_packages(
                          load=lambda: importlib.import_module("fake_thm"))
     monkeypatch.setattr(pytest_plugin, "entry_points",
                         lambda group: [ep] if group == pytest_plugin.GROUP else [])
-    res = pytester.runpytest("-p", "verify.pytest_plugin", "--verify-theorem", "tfake",
+    res = _run(pytester, "--verify-theorem", "tfake",
                              "--verify-examples", "5", "-k", "gets")
     res.assert_outcomes(passed=1, deselected=6)  # -k works on the items: 5 pinned, 2 controls
 
 
 def test_unknown_theorem_is_a_usage_error(pytester: pytest.Pytester) -> None:
-    res = pytester.runpytest("-p", "verify.pytest_plugin", "--verify-theorem", "T99")
+    res = _run(pytester, "--verify-theorem", "T99")
     assert res.ret == pytest.ExitCode.USAGE_ERROR
     res.stderr.fnmatch_lines(["*--verify-theorem='T99' is not allowed: one of T0, T1*"])
 
 
 def test_inert_without_the_flag(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_user="def test_mine():\n    assert True\n")
-    res = pytester.runpytest("-p", "verify.pytest_plugin")
+    res = _run(pytester)
     res.assert_outcomes(passed=1)
     assert "verify::" not in res.stdout.str()
     # loaded into every pytest run through the entry point: importing it is cheap
