@@ -207,3 +207,21 @@ def in_fresh_process(fn: Callable[..., T], *args: object) -> T:
     ctx = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as pool:
         return pool.submit(fn, *args).result()
+
+
+def digits_mlp(activation: str, steps: int = 300, lam: float = 1e-3
+               ) -> tuple[torch.nn.Sequential, D.Dataset]:
+    """A 64-32-10 MLP trained the way a user would — torch SGD (lr 0.5, weight_decay = λ),
+    float32, full batch — on all 1797 digits (the model ``verify.audit`` is timed on)."""
+    ds = D.digits(None, 0, "ce")
+    torch.manual_seed(0)
+    act = {"relu": torch.nn.ReLU, "softplus": torch.nn.Softplus}[activation]
+    model = torch.nn.Sequential(torch.nn.Linear(64, 32, bias=False), act(),
+                                torch.nn.Linear(32, 10, bias=False))
+    opt = torch.optim.SGD(model.parameters(), lr=0.5, weight_decay=lam)
+    X = ds.X.float()
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(X), ds.Y).backward()
+        opt.step()
+    return model, ds
