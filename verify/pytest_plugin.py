@@ -24,9 +24,12 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from _pytest._code.code import TerminalRepr
 
 GROUP = "verify.theorems"
 SCALES = ("quick", "standard", "large")
@@ -132,7 +135,7 @@ class TheoremCollector(pytest.Collector):
         scale = BY_NAME[config.getoption("--verify-scale")]
         n = config.getoption("--verify-examples")
         tasks = plan(self.theorems, scale, scale.examples if n is None else n,
-                     config.getoption("--verify-seed"))
+                     config.getoption("--verify-seed"), config.getoption("--verify-tau"))
         ctx = Context(tau=config.getoption("--verify-tau"), max_seconds=scale.max_seconds,
                       scale=scale.name)
         by_id = {t.id: t for t in self.theorems}
@@ -179,7 +182,7 @@ class TheoremItem(pytest.Item):
             pytest.skip(f"{out.verdict}: {out.reason}")
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
-                     style: Any = None) -> str:
+                     style: Any = None) -> str | TerminalRepr:
         if isinstance(excinfo.value, VerdictFailure):
             return f"{self.theorem.id} {self.theorem.title}\n{excinfo.value}"
         return super().repr_failure(excinfo, style)  # a harness error: its traceback
