@@ -214,18 +214,10 @@ def _narrow_shallow_relu(rec: dict) -> bool:
             and s.get("angle") == 0 and _only_the_claim_failed(rec))
 
 
-def _deep_relu(rec: dict) -> bool:
-    s, w = rec.get("setting") or {}, (rec.get("setting") or {}).get("widths") or []
-    return s.get("activation") == "relu" and len(w) > 3 and _only_the_claim_failed(rec)
-
-
 KNOWN = (
-    Known("width qualifier", f"the claim is a wide-network statement; below hidden width "
-          f"{WIDE} the cross term above the first layer is about half of ‖f‖ and the sum "
-          f"loses accuracy (digits, ε = 0: the gap closes from h = {WIDE} on; see the notes)",
-          _narrow_shallow_relu),
-    Known("deep ReLU, v1 only", "v1 claimed merging for deep ReLU nets; v2 restricts the "
-          "claim to shallow ReLU (GD) and deep linear nets (gradient flow)", _deep_relu),
+    Known("width qualifier", f"a wide-network claim: below hidden width {WIDE} the cross term "
+          "above the first layer is about half of ‖f‖ and the sum loses accuracy (digits, "
+          f"ε = 0; equal accuracy from h = {WIDE} on, see the notes)", _narrow_shallow_relu),
 )
 
 THEOREM = Theorem(

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-CellKind = Literal["text", "num", "verdict", "check", "code", "link"]
+CellKind = Literal["text", "num", "verdict", "check", "code", "link", "id"]  # id: code, unbroken
 Style = Literal["ok", "bad", "warn", "known", "muted", "footer"]
 KNOWN = "known"  # the filter tag of a FAIL the theorem explains (a known result)
 

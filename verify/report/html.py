@@ -93,6 +93,8 @@ def _cell(cell: Cell) -> str:
         return f'<td class="check {cls}">{_e(cell.text)}</td>'
     if cell.kind == "num":
         return f'<td class="num">{_e(cell.text)}</td>'
+    if cell.kind == "id" and cell.text != "—":
+        return f'<td><code class="id">{_e(cell.text)}</code></td>'
     if cell.kind == "code" and cell.text != "—":
         return f"<td><code>{_e(cell.text)}</code></td>"
     if cell.kind == "link" and cell.anchor:

@@ -41,7 +41,7 @@ def _code(text: str) -> str:
 def _cell(cell: Cell) -> str:
     if cell.kind == "verdict":
         return f"**{escape(cell.text)}**" if cell.text != "—" else "—"
-    if cell.kind == "code" and cell.text != "—":
+    if cell.kind in ("code", "id") and cell.text != "—":
         return _code(cell.text)
     if cell.kind == "link" and cell.anchor:
         return f"[{escape(cell.text)}](#{cell.anchor})"

@@ -64,12 +64,16 @@ def _row_tags(entry: dict, known: dict[str, str]) -> str:
 
 
 def theorem_tags(theorem: dict) -> str:
-    """Every verdict in the theorem (its own, its examples', its controls') and ``known``:
-    what the verdict filter matches a theorem's section and summary row on."""
+    """What the verdict filter matches a theorem's section and summary row on: its verdict,
+    its examples' verdicts, ``known``, and the verdicts of controls that missed their
+    expected verdict (a control that FAILs as expected is no failure to look at)."""
     known = known_of(theorem)
     out = [theorem.get("verdict")]
-    for e in dicts(theorem.get("examples")) + dicts(theorem.get("controls")):
+    for e in dicts(theorem.get("examples")):
         out += _row_tags(e, known).split()
+    for c in dicts(theorem.get("controls")):
+        if c.get("as_expected") is False:
+            out += _row_tags(c, known).split()
     return " ".join(dict.fromkeys(v for v in out if isinstance(v, str) and v))
 
 
@@ -194,7 +198,7 @@ def _examples_blocks(examples: list[dict], known: dict[str, str]) -> list[Block]
         explained = known.get(str(ex.get("id"))) if ex.get("verdict") == "FAIL" else None
         rows.append([
             Cell(f"#{i}", "num"),
-            Cell(fmt(ex.get("id")), "code"),
+            Cell(fmt(ex.get("id")), "id"),
             Cell(verdict_text(ex.get("verdict")), "verdict"),
             *([Cell(explained.split(":", 1)[0] if explained else "—")] if known else []),
             num_cell(ex.get("measured")),
@@ -225,7 +229,7 @@ def _controls_blocks(controls: list[dict]) -> list[Block]:
     for c in controls:
         rows.append([
             Cell(fmt(c.get("name")), "code"),
-            Cell(fmt(c.get("id")), "code"),
+            Cell(fmt(c.get("id")), "id"),
             Cell(fmt(c.get("description"))),
             Cell(verdict_text(c.get("expected")), "verdict"),
             Cell(verdict_text(c.get("verdict")), "verdict"),
