@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from verify.claims.scales import Scale
 from verify.claims.strategies import log_uniform
 from verify.claims.theorem import Control, Theorem
+from verify.claims.trends import mean_and_spread
 from verify.claims.verdict import (
     Outcome,
     Verdict,
@@ -185,20 +186,21 @@ def plots(examples: list[dict], ctrls: list[dict]) -> list[dict]:
             continue
         data = ex["setting"].get("data", "?")
         layers = sorted({r["layer"] for r in rows})
-        lams = sorted({r["lam"] for r in rows})
         by_lam, by_tcv = [], []
         for ell in layers:
             mine = [r for r in rows if r["layer"] == ell]
-            ys = [sum(r["relative_tail"] for r in mine if r["lam"] == lam)
-                  / max(1, sum(r["lam"] == lam for r in mine)) for lam in lams]
-            by_lam.append({"label": f"layer {ell}", "x": lams, "y": ys})
+            lams, ys, sd = mean_and_spread([r["lam"] for r in mine],
+                                           [r["relative_tail"] for r in mine])
+            by_lam.append({"label": f"layer {ell}", "x": lams, "y": ys, "yerr": sd})
             mine = sorted(mine, key=lambda r: r["tcv"])
             by_tcv.append({"label": f"layer {ell}", "x": [r["tcv"] for r in mine],
                            "y": [r["relative_tail"] for r in mine], "style": "o"})
-        out.append({"kind": "lines", "title": f"T6 {data}: d_K(W_l) vs λ",
-                    "caption": "relative distance to rank K, mean over seeds",
+        out.append({"kind": "lines", "record": ex.get("id"),
+                    "title": f"T6 {data}: d_K(W_l) vs λ",
+                    "caption": "relative distance to rank K, mean ± sd over seeds",
                     "xlabel": "λ", "ylabel": "d_K(W_l)", "xscale": "log", "lines": by_lam})
-        out.append({"kind": "lines", "title": f"T6 {data}: d_K(W_l) vs TCV_l",
+        out.append({"kind": "lines", "record": ex.get("id"),
+                    "title": f"T6 {data}: d_K(W_l) vs TCV_l",
                     "caption": "one point per network", "xlabel": "TCV_l",
                     "ylabel": "d_K(W_l)", "lines": by_tcv})
     return out

@@ -175,7 +175,8 @@ def pinned(scale: Scale) -> tuple[Setting, ...]:
 
 def plots(examples: list[dict], ctrls: list[dict]) -> list[dict]:
     """σ_3/σ_1 and d_2(V) against μ (mean over seeds), from the trend control."""
-    specs = (plot_spec(c, ("sigma3/sigma1", "d_2"), "shape of V", "T7") for c in ctrls)
+    specs = (plot_spec(c, ("sigma3/sigma1", "d_2"), "shape of V", "T7", xlabel="μ")
+             for c in ctrls)
     return [s for s in specs if s is not None]
 
 

@@ -28,7 +28,7 @@ from hypothesis.errors import NoSuchExample
 
 from verify.claims.scales import Scale
 from verify.claims.strategies import log_uniform
-from verify.claims.theorem import Control, Theorem
+from verify.claims.theorem import Control, Known, Theorem
 from verify.claims.verdict import Outcome, Verdict, combine, judge, judge_boundary
 from verify.engine.setting import Context
 from verify.measure.merge import MergeReport, MergeSetting, evaluate
@@ -174,7 +174,8 @@ def plots(examples: list[dict], ctrls: list[dict]) -> list[dict]:
         if tasks:
             cats = [m for m in METHODS if m in tasks["A"]["accuracy"]]
             for metric in ("accuracy", "loss"):
-                out.append({"kind": "bars", "title": f"T8 merge {metric}: {name}",
+                out.append({"kind": "bars", "record": ex.get("id"),
+                            "title": f"T8 merge {metric}: {name}",
                             "caption": f"training {metric} per method on each task",
                             "xlabel": "method", "ylabel": metric, "categories": cats,
                             "groups": [{"label": f"task {t}",
@@ -183,7 +184,8 @@ def plots(examples: list[dict], ctrls: list[dict]) -> list[dict]:
         curve = det.get("evaluated")
         if curve:
             xs = [r["overlap"] for r in curve]
-            out.append({"kind": "lines", "title": f"T8 overlap search: {name}",
+            out.append({"kind": "lines", "record": ex.get("id"),
+                        "title": f"T8 overlap search: {name}",
                         "caption": "points Hypothesis evaluated; boundary angle "
                                    f"{det.get('boundary_angle')}°",
                         "xlabel": "overlap ε", "ylabel": "value", "lines": [
@@ -195,6 +197,28 @@ def plots(examples: list[dict], ctrls: list[dict]) -> list[dict]:
                              "y": [r["cross"] for r in curve]}]})
     return out
 
+
+WIDE = 64  # hidden width from which the sum matched the individual nets (notes)
+
+
+def _only_the_claim_failed(rec: dict) -> bool:
+    """Every failed part is a "claim on" part: the exact leakage bound held."""
+    parts = (rec.get("details") or {}).get("parts") or {}
+    failed = [k for k, p in parts.items() if isinstance(p, dict) and p.get("verdict") == "FAIL"]
+    return bool(failed) and all(k.startswith("claim on ") for k in failed)
+
+
+def _narrow_shallow_relu(rec: dict) -> bool:
+    s, w = rec.get("setting") or {}, (rec.get("setting") or {}).get("widths") or []
+    return (s.get("activation") == "relu" and len(w) == 3 and w[1] < WIDE
+            and s.get("angle") == 0 and _only_the_claim_failed(rec))
+
+
+KNOWN = (
+    Known("width qualifier", f"a wide-network claim: below hidden width {WIDE} the cross term "
+          "above the first layer is about half of ‖f‖ and the sum loses accuracy (digits, "
+          f"ε = 0; equal accuracy from h = {WIDE} on, see the notes)", _narrow_shallow_relu),
+)
 
 THEOREM = Theorem(
     id="T8",
@@ -228,4 +252,5 @@ THEOREM = Theorem(
            "The overlap search asks for the smallest angle at which the sum is less "
            "accurate than an individual net on its task (the claim's words, no tolerance)."),
     plots=plots,
+    known=KNOWN,
 )

@@ -128,7 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit status: 0 all theorems behaved as expected, 1 some did not, 2 usage "
                "error.")
     sub = p.add_subparsers(dest="command", metavar="{list,run,check,regress,report,audit}")
-    sub.add_parser("list", help="list the registered theorems and their controls")
+    lst = sub.add_parser("list", help="list the registered theorems and their controls")
+    lst.add_argument("--markdown", action="store_true",
+                     help="print every theorem's specification as Markdown (statement, "
+                          "assumptions, executable form, provenance, tolerance derivation, "
+                          "controls): the content of docs/theorems.md")
     r = sub.add_parser("run", help="verify theorems over Hypothesis-drawn settings and write "
                        "a report", description="Draw settings with Hypothesis (seeded), train "
                        "each network to certified stationarity, check every claim and negative "
@@ -207,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="re-render report.md and report.html from DIR/results"
                          ".json", description="Re-render the report of an earlier run.")
     rep.add_argument("dir", type=Path, metavar="DIR")
+    rep.add_argument("--previous", type=Path, metavar="OLD_DIR", default=None,
+                     help="an earlier run folder: list the changes since it (when DIR has "
+                          "no regression result from `verify regress`)")
     _audit_parser(sub, ACTIVATIONS, KINDS, LOSSES)
     return p
 
@@ -269,9 +276,15 @@ class Progress:
               file=self.stream, flush=True)
 
 
-def cmd_list() -> int:
+def cmd_list(markdown: bool = False) -> int:
     from verify.claims.scales import SCALES
     from verify.claims.theorem import registry
+
+    if markdown:
+        from verify.report.spec import specification_markdown
+
+        sys.stdout.write(specification_markdown())
+        return EXIT_OK
 
     for thm in registry().values():
         print(f"{thm.id}  {thm.title}\n    source: {thm.source}")
@@ -361,7 +374,8 @@ def cmd_report(a: argparse.Namespace) -> int:
     from verify.run.results import load_results
 
     results = load_results(a.dir)
-    md, html = report.render(results, a.dir)
+    previous = load_results(a.previous) if a.previous is not None else None
+    md, html = report.render(results, a.dir, previous, f"the run in {a.previous}")
     print(f"verify: report written to {html} and {md}", file=sys.stderr)
     return EXIT_OK if results.get("run", {}).get("ok") else EXIT_NOT_AS_EXPECTED
 
@@ -403,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return EXIT_USAGE
         if a.command == "list":
-            return cmd_list()
+            return cmd_list(a.markdown)
         if a.command == "run":
             return cmd_run(a)
         if a.command == "check":

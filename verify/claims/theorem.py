@@ -72,6 +72,23 @@ class Control:
 
 
 @dataclass(frozen=True)
+class Known:
+    """A known result: a failure the theorem itself explains (e.g. a claim stated for wide
+    networks failing on a narrow one, or a form the paper withdrew in a later version).
+
+    ``applies`` reads one finished check record as JSON (what :attr:`Theorem.plots` reads:
+    ``setting``, ``verdict``, ``details`` with its ``parts``, …) and should be as narrow as
+    the explanation. The runner records each FAIL it applies to with ``explanation``; the
+    verdict stays FAIL, and the theorem is not counted as misbehaving for it (the report
+    marks it as a known result rather than as a broken theorem).
+    """
+
+    name: str
+    explanation: str
+    applies: Callable[[dict], bool]
+
+
+@dataclass(frozen=True)
 class Theorem:
     """An executable claim; see module docstring."""
 
@@ -91,6 +108,8 @@ class Theorem:
     # judging given weights (verify.audit): None = the theorem is judged on its own settings only
     assess: Assess | None = None
     applies: Applies = _no_assumptions
+    # failures the theorem explains (see Known); first match wins
+    known: tuple[Known, ...] = ()
 
 
 # The built-in theorems live in the ``theorems`` package, one layer above this one: they are

@@ -12,8 +12,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-CellKind = Literal["text", "num", "verdict", "check", "code", "link"]
-Style = Literal["ok", "bad", "warn", "muted", "footer"]
+CellKind = Literal["text", "num", "verdict", "check", "code", "link", "id"]  # id: code, unbroken
+Style = Literal["ok", "bad", "warn", "known", "muted", "footer"]
+KNOWN = "known"  # the filter tag of a FAIL the theorem explains (a known result)
 
 
 @dataclass(frozen=True)
@@ -35,36 +36,55 @@ class Heading:
 
 @dataclass(frozen=True)
 class Paragraph:
-    """``label: verdict — text``, each part optional; ``style`` boxes or mutes it."""
+    """``label: verdict — text``, each part optional; ``style`` boxes or mutes it; ``link``
+    (a relative URL) makes the text a link."""
 
     text: str
     label: str | None = None
     style: Style | None = None
     verdict: str | None = None
+    link: str | None = None
 
 
 @dataclass(frozen=True)
 class Bullets:
     items: tuple[str, ...]
+    style: Style | None = None  # boxed like a Paragraph of that style
 
 
 @dataclass(frozen=True)
 class Table:
+    """``filters``: per row, the space-separated verdict tags the HTML view's filter keys on
+    (empty: the row is always shown); none at all for a table the filter leaves alone."""
+
     headers: tuple[str, ...]
     rows: tuple[tuple[Cell, ...], ...]
+    filters: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Math:
-    """A displayed formula: LaTeX source and, where mathtext could typeset it, a PNG."""
+    """A displayed formula: its LaTeX source and, where :mod:`verify.report.mathml` could
+    convert it, presentation MathML (the HTML view) and a Unicode line (the Markdown view,
+    and the MathML's alternative text). Never an image."""
 
     latex: str
-    png: bytes | None = None
+    mathml: str | None = None
+    text: str | None = None
 
     @property
     def source(self) -> str:
         """The formula without surrounding ``$`` and whitespace."""
         return self.latex.strip().strip("$").strip()
+
+
+@dataclass(frozen=True)
+class Section:
+    """A group of blocks the HTML view's verdict filter shows or hides as one (a theorem's
+    section), tagged like a table row; Markdown prints the blocks."""
+
+    filters: str
+    blocks: tuple[Block, ...]
 
 
 @dataclass(frozen=True)
@@ -79,6 +99,7 @@ class Fold:
 @dataclass(frozen=True)
 class Contents:
     entries: tuple[tuple[str, str, str], ...]  # anchor, text, verdict
+    filters: tuple[str, ...] = ()  # per entry, as Table.filters
 
 
 @dataclass(frozen=True)
@@ -93,13 +114,20 @@ class Figure:
     png: bytes | None = None
     error: str | None = None
     path: str | None = None
+    subjects: tuple[str, ...] = ()  # the checks it shows: "#i <stable id> VERDICT"
+    filters: str = ""  # verdict tags of its subjects, as Table.filters
 
     @property
     def failure(self) -> str:
         return f"figure {self.kind} could not be drawn: {self.error}"
 
+    @property
+    def shows(self) -> str:
+        """The line naming what the figure shows, printed under it in both views."""
+        return "Shows: " + "; ".join(self.subjects) if self.subjects else ""
 
-Block = Heading | Paragraph | Bullets | Table | Math | Fold | Contents | Figure
+
+Block = Heading | Paragraph | Bullets | Table | Math | Fold | Contents | Figure | Section
 
 
 def flat(text: str) -> str:
@@ -120,9 +148,11 @@ def texts(blocks: Iterable[Block]) -> Iterator[str]:
             yield from b.headers
             yield from (c.text for row in b.rows for c in row)
         elif isinstance(b, Math):
-            yield b.source
+            yield from (*([b.text] if b.mathml and b.text else []), b.source)
         elif isinstance(b, Fold):
             yield b.summary
+            yield from texts(b.blocks)
+        elif isinstance(b, Section):
             yield from texts(b.blocks)
         elif isinstance(b, Contents):
             yield from (t for _, text, v in b.entries for t in (text, v))
@@ -131,4 +161,4 @@ def texts(blocks: Iterable[Block]) -> Iterator[str]:
             if b.error:
                 yield b.failure
             elif b.png and b.path:
-                yield b.caption
+                yield from (b.caption, *([b.shows] if b.shows else []))

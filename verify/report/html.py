@@ -1,9 +1,14 @@
 """The HTML view of the document (``report.html``): one self-contained page.
 
 The page shell (``page.html``, a :class:`string.Template`) and the stylesheet
-(``style.css``) are package files; figures and typeset formulas are embedded as base64
-PNG, so the page has no scripts and no external URLs and can be mailed or archived as one
-file. All text is escaped.
+(``style.css``) are package files; figures are embedded as base64 PNG and formulas are
+MathML, so the page has no scripts and no external URLs and can be mailed or archived as
+one file. All text is escaped.
+
+The filter by verdict is CSS only: radio inputs at the top of the page and, for each,
+a rule ``#vf-FAIL:checked ~ .doc [data-v]:not([data-v~="FAIL"]) {display: none}`` that
+hides every tagged element (table rows, figures, theorem sections, contents entries)
+without the verdict (:attr:`Table.filters`, :attr:`Section.filters`).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from importlib import resources
 from string import Template
 
 from verify.report.document import (
+    KNOWN,
     Block,
     Bullets,
     Cell,
@@ -25,13 +31,37 @@ from verify.report.document import (
     Heading,
     Math,
     Paragraph,
+    Section,
     Table,
 )
 from verify.report.values import VERDICTS
 
 TITLE = "Verification report"
-_PARAGRAPH_CLASS = {"ok": "box ok", "bad": "box bad", "warn": "box warn", "muted": "muted",
-                    "footer": "muted footer"}
+_PARAGRAPH_CLASS = {"ok": "box ok", "bad": "box bad", "warn": "box warn", "known": "box known",
+                    "muted": "muted", "footer": "muted footer"}
+FILTERS = ("FAIL", KNOWN, "INCONCLUSIVE", "VACUOUS", "PASS")  # the filter's options
+
+
+def _tag(filters: str) -> str:
+    return f' data-v="{_e(filters)}"' if filters else ""
+
+
+def filter_controls() -> tuple[str, str]:
+    """The filter's radio inputs and labels (HTML), and the CSS rules that make them work."""
+    options = [("all", "all"), *((f, f) for f in FILTERS)]
+    inputs = "".join(
+        f'<input type="radio" class="vf" name="verdict-filter" id="vf-{key}"'
+        f'{" checked" if key == "all" else ""}>' for key, _ in options)
+    labels = "".join(f'<label for="vf-{key}" class="vf-{key}">{_e(text)}</label>'
+                     for key, text in options)
+    bar = (f'{inputs}<nav class="filter" aria-label="filter by verdict">'
+           f'<span class="label">Show:</span>{labels}</nav>')
+    rules = "".join(
+        f'#vf-{f}:checked~.doc [data-v]:not([data-v~="{f}"]){{display:none}}'
+        f'#vf-{f}:checked~.filter label.vf-{f}{{background:#0969da;color:#fff}}'
+        for f in FILTERS)
+    rules += "#vf-all:checked~.filter label.vf-all{background:#0969da;color:#fff}"
+    return bar, rules
 
 
 @cache
@@ -63,6 +93,8 @@ def _cell(cell: Cell) -> str:
         return f'<td class="check {cls}">{_e(cell.text)}</td>'
     if cell.kind == "num":
         return f'<td class="num">{_e(cell.text)}</td>'
+    if cell.kind == "id" and cell.text != "—":
+        return f'<td><code class="id">{_e(cell.text)}</code></td>'
     if cell.kind == "code" and cell.text != "—":
         return f"<td><code>{_e(cell.text)}</code></td>"
     if cell.kind == "link" and cell.anchor:
@@ -72,6 +104,8 @@ def _cell(cell: Cell) -> str:
 
 def _paragraph(b: Paragraph) -> str:
     inner = _e(b.text)
+    if b.link:
+        inner = f'<a href="{_e(b.link)}">{inner}</a>'
     if b.verdict:
         inner = _badge(b.verdict) + (f" {inner}" if inner else "")
     if b.label:
@@ -82,14 +116,17 @@ def _paragraph(b: Paragraph) -> str:
 
 def _table(b: Table) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in b.headers)
-    body = "".join("<tr>" + "".join(_cell(c) for c in r) + "</tr>" for r in b.rows)
+    tags = b.filters if len(b.filters) == len(b.rows) else ("",) * len(b.rows)
+    body = "".join(f"<tr{_tag(t)}>" + "".join(_cell(c) for c in r) + "</tr>"
+                   for r, t in zip(b.rows, tags, strict=True))
     return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
             f"<tbody>{body}</tbody></table></div>")
 
 
 def _math(b: Math) -> str:
-    if b.png is not None:
-        return f'<div class="math">{_img(b.png, b.source)}</div>'
+    if b.mathml is not None:
+        return (f'<div class="math">{b.mathml}<details class="tex"><summary>LaTeX</summary>'
+                f"<code>{_e(b.source)}</code></details></div>")
     return f'<p><span class="label">LaTeX:</span><code>{_e(b.source)}</code></p>'
 
 
@@ -105,8 +142,10 @@ def blocks_html(blocks: Iterable[Block]) -> list[str]:
 
     for b in blocks:
         if isinstance(b, Figure) and b.png and not b.error:
-            figs.append(f"<figure><h4>{_e(b.title)}</h4>{_img(b.png, b.title)}"
-                        f"<figcaption>{_e(b.caption)}</figcaption></figure>")
+            shows = f'<span class="shows">{_e(b.shows)}</span>' if b.shows else ""
+            figs.append(f"<figure{_tag(b.filters)}><h4>{_e(b.title)}</h4>"
+                        f"{_img(b.png, b.title)}<figcaption>{_e(b.caption)}{shows}"
+                        "</figcaption></figure>")
             continue
         flush()
         if isinstance(b, Heading):
@@ -116,7 +155,8 @@ def blocks_html(blocks: Iterable[Block]) -> list[str]:
         elif isinstance(b, Paragraph):
             out.append(_paragraph(b))
         elif isinstance(b, Bullets):
-            out.append("<ul>" + "".join(f"<li>{_e(i)}</li>" for i in b.items) + "</ul>")
+            cls = f' class="{_PARAGRAPH_CLASS[b.style]} list"' if b.style else ""
+            out.append(f"<ul{cls}>" + "".join(f"<li>{_e(i)}</li>" for i in b.items) + "</ul>")
         elif isinstance(b, Table):
             out.append(_table(b))
         elif isinstance(b, Math):
@@ -124,9 +164,13 @@ def blocks_html(blocks: Iterable[Block]) -> list[str]:
         elif isinstance(b, Fold):
             inner = "".join(blocks_html(b.blocks))
             out.append(f"<details><summary>{_e(b.summary)}</summary>{inner}</details>")
+        elif isinstance(b, Section):
+            out.append(f"<section{_tag(b.filters)}>" + "".join(blocks_html(b.blocks))
+                       + "</section>")
         elif isinstance(b, Contents):
-            items = "".join(f'<li><a href="#{_e(a)}">{_e(t)}</a> {_badge(v)}</li>'
-                            for a, t, v in b.entries)
+            tags = b.filters if len(b.filters) == len(b.entries) else ("",) * len(b.entries)
+            items = "".join(f'<li{_tag(g)}><a href="#{_e(a)}">{_e(t)}</a> {_badge(v)}</li>'
+                            for (a, t, v), g in zip(b.entries, tags, strict=True))
             out.append(f'<nav class="toc"><strong>Contents</strong><ul>{items}</ul></nav>')
         elif isinstance(b, Figure):  # not drawn: its title, and why
             out.append(f"<h4>{_e(b.title)}</h4>")
@@ -137,6 +181,9 @@ def blocks_html(blocks: Iterable[Block]) -> list[str]:
 
 
 def to_html(blocks: Iterable[Block]) -> str:
-    """The document as one page: ``page.html`` filled with ``style.css`` and the blocks."""
+    """The document as one page: ``page.html`` filled with ``style.css``, the verdict
+    filter and the blocks."""
+    bar, rules = filter_controls()
     return Template(_asset("page.html")).substitute(
-        title=_e(TITLE), style=_asset("style.css"), body="\n".join(blocks_html(blocks)))
+        title=_e(TITLE), style=_asset("style.css") + rules, filter=bar,
+        body="\n".join(blocks_html(blocks)))

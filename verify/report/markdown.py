@@ -1,8 +1,8 @@
 """The Markdown view of the document (``report.md``).
 
 Figures are linked as PNG files (``Figure.path``, relative to the report); formulas are
-``$$`` blocks; text is escaped just enough to stay literal (tables included) while staying
-readable as plain text.
+Unicode text (:mod:`verify.report.mathml`) followed by their LaTeX source; text is escaped
+just enough to stay literal (tables included) while staying readable as plain text.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from verify.report.document import (
     Heading,
     Math,
     Paragraph,
+    Section,
     Table,
     flat,
 )
@@ -40,7 +41,7 @@ def _code(text: str) -> str:
 def _cell(cell: Cell) -> str:
     if cell.kind == "verdict":
         return f"**{escape(cell.text)}**" if cell.text != "—" else "—"
-    if cell.kind == "code" and cell.text != "—":
+    if cell.kind in ("code", "id") and cell.text != "—":
         return _code(cell.text)
     if cell.kind == "link" and cell.anchor:
         return f"[{escape(cell.text)}](#{cell.anchor})"
@@ -49,11 +50,13 @@ def _cell(cell: Cell) -> str:
 
 def _paragraph(b: Paragraph) -> str:
     text = escape(b.text)
+    if b.link:
+        text = f"[{text}]({b.link})"
     if b.verdict:
         text = f"**{escape(b.verdict)}**" + (f" — {text}" if text else "")
     if b.label:
         text = f"**{escape(b.label)}:** {text}"
-    if b.style in ("bad", "warn"):
+    if b.style in ("bad", "warn", "known"):
         text = "> " + text
     elif b.style in ("muted", "footer"):
         text = f"*{text}*"
@@ -74,7 +77,15 @@ def _figure(b: Figure) -> list[str]:
         out.append(f"> {escape(b.failure)}\n")
     elif b.path:
         out.append(f"![{escape(b.title)}]({b.path})\n\n*{escape(b.caption)}*\n")
+        if b.shows:
+            out.append(f"{escape(b.shows)}\n")
     return out
+
+
+def _math(b: Math) -> str:
+    if b.mathml is not None and b.text:
+        return f"**{escape(b.text)}**\n\nLaTeX: {_code(b.source)}\n"
+    return f"LaTeX: {_code(b.source)}\n"
 
 
 def blocks_md(blocks: Iterable[Block]) -> list[str]:
@@ -89,11 +100,14 @@ def blocks_md(blocks: Iterable[Block]) -> list[str]:
         elif isinstance(b, Paragraph):
             out.append(_paragraph(b))
         elif isinstance(b, Bullets):
-            out.append("\n".join(f"- {escape(item)}" for item in b.items) + "\n")
+            quote = "> " if b.style in ("bad", "warn", "known") else ""
+            out.append("\n".join(f"{quote}- {escape(item)}" for item in b.items) + "\n")
         elif isinstance(b, Table):
             out.append(_table(b))
         elif isinstance(b, Math):
-            out.append(f"$$\n{b.source}\n$$\n")
+            out.append(_math(b))
+        elif isinstance(b, Section):
+            out += blocks_md(b.blocks)
         elif isinstance(b, Fold):
             out.append(f"**{escape(b.summary)}**\n")
             out += blocks_md(b.blocks)

@@ -1,9 +1,13 @@
 """The report's content: results.json turned into document blocks (:mod:`.document`).
 
-One function per section — status, contents, summary, training cost, run, and per theorem
-its claim, examples (worst first), controls and figures. Both views are rendered from the
-blocks built here, so a section says the same thing in Markdown and in HTML. The data is
-read defensively (:mod:`.values`): a missing key or a ``null`` shows as "—".
+One function per section — status (:mod:`.status`), contents, summary, changes since the
+baseline or previous run, training cost, run, and per theorem its claim (the formula as
+MathML and Unicode text, :mod:`.mathml`; a link to its specification in
+``docs/theorems.md``), known results, examples (worst first), controls and figures. Both
+views are rendered from the blocks built here, so a section says the same thing in Markdown
+and in HTML. Rows, figures and theorem sections carry verdict tags for the HTML view's
+filter. The data is read defensively (:mod:`.values`): a missing key or a ``null`` shows
+as "—".
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from verify.report.document import (
+    KNOWN,
     Block,
     Bullets,
     Cell,
@@ -21,9 +26,11 @@ from verify.report.document import (
     Heading,
     Math,
     Paragraph,
+    Section,
     Table,
 )
-from verify.report.figures import latex_png
+from verify.report.mathml import UnsupportedLatex, to_mathml, to_unicode
+from verify.report.status import changes_blocks, known_of, one_line, status_blocks
 from verify.report.values import (
     VERDICTS,
     as_dict,
@@ -38,12 +45,46 @@ from verify.report.values import (
     verdict_text,
     worst_first,
 )
-from verify.run.records import DIFF_COLUMNS
 from verify.run.results import RESULTS_NAME
 
+SPEC_DOC = "docs/theorems.md"  # the theorems' specifications (python -m verify list --markdown)
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Cell]]) -> Table:
-    return Table(tuple(headers), tuple(tuple(r) for r in rows))
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Cell]],
+          filters: Sequence[str] = ()) -> Table:
+    return Table(tuple(headers), tuple(tuple(r) for r in rows), tuple(filters))
+
+
+def _row_tags(entry: dict, known: dict[str, str]) -> str:
+    v = entry.get("verdict")
+    out = [v] if isinstance(v, str) and v else []
+    if entry.get("id") in known and v == "FAIL":
+        out.append(KNOWN)
+    return " ".join(out)
+
+
+def theorem_tags(theorem: dict) -> str:
+    """What the verdict filter matches a theorem's section and summary row on: its verdict,
+    its examples' verdicts, ``known``, and the verdicts of controls that missed their
+    expected verdict (a control that FAILs as expected is no failure to look at)."""
+    known = known_of(theorem)
+    out = [theorem.get("verdict")]
+    for e in dicts(theorem.get("examples")):
+        out += _row_tags(e, known).split()
+    for c in dicts(theorem.get("controls")):
+        if c.get("as_expected") is False:
+            out += _row_tags(c, known).split()
+    return " ".join(dict.fromkeys(v for v in out if isinstance(v, str) and v))
+
+
+def formula(latex: str) -> Math:
+    """A displayed formula as MathML and Unicode text (the LaTeX source where it is
+    outside the converter's subset)."""
+    try:
+        text = to_unicode(latex)
+        return Math(latex, to_mathml(latex, text), text)
+    except UnsupportedLatex:
+        return Math(latex)
 
 
 def num_cell(x: object) -> Cell:
@@ -125,39 +166,6 @@ def _run_blocks(results: dict) -> list[Block]:
     return [Heading(2, "Run", "run"), table(["field", "value"], rows)]
 
 
-def _status_blocks(results: dict, theorems: list[dict]) -> list[Block]:
-    run = as_dict(results.get("run"))
-    bad = [str(t.get("id", "?")) for t in theorems if t.get("behaved") is False]
-    blocks: list[Block] = []
-    if run.get("ok") is True and not bad:
-        blocks.append(Paragraph("all theorems behaved as expected", "Status", "ok"))
-    elif bad:
-        blocks.append(Paragraph("did not behave as expected: " + ", ".join(bad), "Status",
-                                "bad"))
-    elif run.get("ok") is False:
-        blocks.append(Paragraph("the run reported a failure (ok = false)", "Status", "bad"))
-    else:
-        blocks.append(Paragraph("unknown (the run did not record ok)", "Status", "warn"))
-    if run.get("interrupted") is True:
-        blocks.append(Paragraph("the run was interrupted; the results below are partial.",
-                                "Interrupted", "warn"))
-    reported = {str(t.get("id")) for t in theorems}
-    missing = [t for t in strs(run.get("theorems_requested")) if t not in reported]
-    if missing:
-        blocks.append(Paragraph(", ".join(missing), "Requested but not reported", "warn"))
-    reg = as_dict(results.get("regression"))
-    if reg:
-        rows = dicts(reg.get("diffs"))
-        label = f"Regression against {reg.get('baseline', '?')}"
-        if not rows:
-            blocks.append(Paragraph("no change beyond the stated tolerances", label, "ok"))
-        else:
-            blocks.append(Paragraph(f"{len(rows)} change(s): see the table", label, "bad"))
-            blocks.append(table(DIFF_COLUMNS, [[Cell(str(r.get(h, "—"))) for h in DIFF_COLUMNS]
-                                               for r in rows]))
-    return blocks
-
-
 def _summary_blocks(theorems: list[dict], stems: list[str]) -> list[Block]:
     rows = []
     for th, slug in zip(theorems, stems, strict=True):
@@ -168,24 +176,31 @@ def _summary_blocks(theorems: list[dict], stems: list[str]) -> list[Block]:
             Cell(verdict_text(th.get("verdict")), "verdict"),
             Cell(check_mark(th.get("behaved")), "check"),
             *(Cell(str(counts[v]), "num") for v in VERDICTS),
+            Cell(str(len(known_of(th))), "num"),
             Cell(_controls_ok(th), "num"),
             Cell(fmt_seconds(th.get("seconds")), "num"),
         ])
-    headers = ["id", "title", "verdict", "behaved", *VERDICTS, "controls as expected", "seconds"]
+    headers = ["id", "title", "verdict", "behaved", *VERDICTS, "known results",
+               "controls as expected", "seconds"]
     if not rows:
         return [Heading(2, "Summary", "summary"), Paragraph("No theorems were reported.")]
-    return [Heading(2, "Summary", "summary"), table(headers, rows)]
+    return [Heading(2, "Summary", "summary"),
+            table(headers, rows, [theorem_tags(t) for t in theorems])]
 
 
-def _examples_blocks(examples: list[dict]) -> list[Block]:
+def _examples_blocks(examples: list[dict], known: dict[str, str]) -> list[Block]:
     blocks: list[Block] = [Heading(3, f"Examples ({len(examples)})")]
     if not examples:
         return [*blocks, Paragraph("No examples were run.", style="muted")]
     rows = []
-    for i, ex in worst_first(examples):
+    order = worst_first(examples)
+    for i, ex in order:
+        explained = known.get(str(ex.get("id"))) if ex.get("verdict") == "FAIL" else None
         rows.append([
             Cell(f"#{i}", "num"),
+            Cell(fmt(ex.get("id")), "id"),
             Cell(verdict_text(ex.get("verdict")), "verdict"),
+            *([Cell(explained.split(":", 1)[0] if explained else "—")] if known else []),
             num_cell(ex.get("measured")),
             num_cell(ex.get("bound")),
             num_cell(ex.get("margin")),
@@ -193,10 +208,10 @@ def _examples_blocks(examples: list[dict]) -> list[Block]:
             Cell(_certificate_text(ex.get("certificate"))),
             Cell(fmt(ex.get("reason"))),
         ])
-    headers = ["#", "verdict", "measured", "bound", "margin", "setting",
-               "certificate: max residual (kind)", "reason"]
+    headers = ["#", "id", "verdict", *(["known result"] if known else []), "measured", "bound",
+               "margin", "setting", "certificate: max residual (kind)", "reason"]
     blocks += [Paragraph("Sorted worst first (FAIL, then ascending margin).", style="muted"),
-               table(headers, rows)]
+               table(headers, rows, [_row_tags(ex, known) for _, ex in order])]
     found = [_entry_detail_line(f"#{i} {fmt(ex.get('id'))}", ex)
              for i, ex in worst_first(examples)]
     lines = tuple(x for x in found if x)
@@ -214,6 +229,7 @@ def _controls_blocks(controls: list[dict]) -> list[Block]:
     for c in controls:
         rows.append([
             Cell(fmt(c.get("name")), "code"),
+            Cell(fmt(c.get("id")), "id"),
             Cell(fmt(c.get("description"))),
             Cell(verdict_text(c.get("expected")), "verdict"),
             Cell(verdict_text(c.get("verdict")), "verdict"),
@@ -223,9 +239,9 @@ def _controls_blocks(controls: list[dict]) -> list[Block]:
             num_cell(c.get("margin")),
             Cell(fmt(c.get("reason"))),
         ])
-    headers = ["name", "description", "expected", "verdict", "as expected", "measured", "bound",
-               "margin", "reason"]
-    blocks.append(table(headers, rows))
+    headers = ["name", "id", "description", "expected", "verdict", "as expected", "measured",
+               "bound", "margin", "reason"]
+    blocks.append(table(headers, rows, [_row_tags(c, {}) for c in controls]))
     lines: list[str] = []
     for c in controls:
         setting = setting_text(c.get("setting"))
@@ -240,16 +256,22 @@ def _controls_blocks(controls: list[dict]) -> list[Block]:
     return blocks
 
 
-def _theorem_blocks(theorem: dict, slug: str, figures: list[Figure]) -> list[Block]:
+def _theorem_blocks(theorem: dict, slug: str, figures: list[Figure], spec: str | None
+                    ) -> list[Block]:
     tid, title = fmt(theorem.get("id")), fmt(theorem.get("title"))
     verdict = verdict_text(theorem.get("verdict"))
+    known = known_of(theorem)
     blocks: list[Block] = [Heading(2, f"{tid} — {title}", f"theorem-{slug}", verdict)]
     blocks.append(Paragraph(fmt(theorem.get("source")), "Source"))
+    blocks.append(Paragraph(
+        f"{SPEC_DOC}#{tid} (statement, assumptions, executable form, provenance, tolerance "
+        "derivation, controls)", "Specification", link=f"{spec}#{tid}" if spec else None))
     summary = theorem.get("summary")
     blocks.append(Paragraph(fmt(summary) if summary else "", "Verdict", verdict=verdict))
     counts = _counts(theorem)
     blocks.append(Paragraph(
         " · ".join(f"{v} {counts[v]}" for v in VERDICTS)
+        + (f"; known results {len(known)}" if known else "")
         + f"; controls as expected {_controls_ok(theorem)}"
         + f"; behaved {check_mark(theorem.get('behaved'))}"
         + f"; time {fmt_seconds(theorem.get('seconds'))}",
@@ -258,20 +280,27 @@ def _theorem_blocks(theorem: dict, slug: str, figures: list[Figure]) -> list[Blo
     blocks.append(Paragraph(fmt(theorem.get("statement")), "Statement"))
     latex = theorem.get("statement_latex")
     if isinstance(latex, str) and latex.strip():
-        blocks.append(Math(latex, latex_png(latex)))
+        blocks.append(formula(latex))
     assumptions = strs(theorem.get("assumptions"))
     if assumptions:
         blocks += [Heading(3, "Assumptions"), Bullets(tuple(assumptions))]
     notes = strs(theorem.get("notes"))
     if notes:
         blocks += [Heading(3, "Notes"), Bullets(tuple(notes))]
-    blocks += _examples_blocks(dicts(theorem.get("examples")))
+    if known:
+        index = {str(e.get("id")): i for i, e in enumerate(dicts(theorem.get("examples")))}
+        blocks += [Heading(3, f"Known results ({len(known)})"),
+                   Paragraph("FAILs this theorem explains: expected, not a broken theorem.",
+                             style="known"),
+                   Bullets(tuple(f"#{index.get(k, '?')} {k}: {one_line(v, 10**4)}"
+                                 for k, v in known.items()), "known")]
+    blocks += _examples_blocks(dicts(theorem.get("examples")), known)
     blocks += _controls_blocks(dicts(theorem.get("controls")))
     blocks.append(Heading(3, "Figures"))
     if not figures:
         blocks.append(Paragraph("No recorded series to plot.", style="muted"))
     blocks += figures
-    return blocks
+    return [Section(theorem_tags(theorem), tuple(blocks))]
 
 
 def _cost_blocks(theorems: list[dict]) -> list[Block]:
@@ -312,23 +341,29 @@ def _cost_blocks(theorems: list[dict]) -> list[Block]:
         table(heads, [r for _, r in rows])))]
 
 
-def document(results: dict, figures: dict[str, list[Figure]]) -> list[Block]:
+def document(results: dict, figures: dict[str, list[Figure]], *, previous: dict | None = None,
+             previous_name: str = "the previous run", spec: str | None = None
+             ) -> list[Block]:
     """The whole report of ``results`` (JSON data); ``figures`` by theorem stem
-    (:func:`verify.report.values.slugs`)."""
+    (:func:`verify.report.values.slugs`); ``previous``: an earlier run's results to list the
+    changes against (when the results carry no regression); ``spec``: the URL of
+    ``docs/theorems.md`` relative to the report, when the report can link to it."""
     theorems = dicts(results.get("theorems"))
     stems = slugs(theorems)
     blocks: list[Block] = [Heading(1, "Verification report")]
-    blocks += _status_blocks(results, theorems)
+    blocks += status_blocks(results, theorems)
     if theorems:
         blocks.append(Contents(tuple(
             (f"theorem-{s}", f"{fmt(t.get('id'))} — {fmt(t.get('title'))}",
              verdict_text(t.get("verdict")))
-            for t, s in zip(theorems, stems, strict=True))))
+            for t, s in zip(theorems, stems, strict=True)),
+            tuple(theorem_tags(t) for t in theorems)))
     blocks += _summary_blocks(theorems, stems)
+    blocks += changes_blocks(results, previous, previous_name)
     blocks += _cost_blocks(theorems)
     blocks += _run_blocks(results)
     for th, slug in zip(theorems, stems, strict=True):
-        blocks += _theorem_blocks(th, slug, figures.get(slug, []))
+        blocks += _theorem_blocks(th, slug, figures.get(slug, []), spec)
     blocks.append(Paragraph(
         f"Rendered by verify.report from {RESULTS_NAME} (schema {fmt(results.get('schema'))}). "
         "Numbers are shown to 3 significant digits; — means missing or not finite.",

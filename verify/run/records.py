@@ -254,8 +254,10 @@ class CheckRecord:
 class TheoremSummary:
     """A theorem's entry of results.json: what it claims, its checks and its verdict.
 
-    ``behaved``: no example FAILed, no harness error, every control got its expected
-    verdict. ``plots``: the theorem's own figure specs (:data:`verify.report.PLOT_SPEC`).
+    ``behaved``: no example FAILed except the known results, no harness error, every
+    control got its expected verdict. ``plots``: the theorem's own figure specs
+    (:data:`verify.report.PLOT_SPEC`). ``known``: the FAILs the theorem explains
+    (:class:`verify.claims.theorem.Known`), check id → ``"name: explanation"``.
     """
 
     id: str
@@ -273,6 +275,7 @@ class TheoremSummary:
     examples: tuple[CheckRecord, ...]
     controls: tuple[CheckRecord, ...]
     plots: tuple[Mapping[str, Any], ...] = ()
+    known: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -283,12 +286,15 @@ class TheoremSummary:
             "counts": dict(self.counts), "seconds": self.seconds,
             "examples": [r.to_json() for r in self.examples],
             "controls": [r.to_json() for r in self.controls],
-            "plots": [dict(p) for p in self.plots]}
+            "plots": [dict(p) for p in self.plots], "known": dict(self.known)}
 
     @classmethod
     def from_json(cls, data: object, source: str, where: str = "") -> TheoremSummary:
         f = Fields(data, source, where)
         counts = f.at("counts")
+        # optional: results written before known results existed have none
+        known = (Fields({}, source, where) if f.get("known", optional=True) is MISSING
+                 else f.at("known"))
         for v in Verdict:
             counts.integer(v)
         plots = f.items("plots")
@@ -302,7 +308,8 @@ class TheoremSummary:
             summary=f.string("summary"), counts={str(v): counts.integer(v) for v in Verdict},
             seconds=f.number("seconds"),
             examples=_checks(f, "examples", CheckKind.EXAMPLE),
-            controls=_checks(f, "controls", CheckKind.CONTROL), plots=tuple(p.data for p in plots))
+            controls=_checks(f, "controls", CheckKind.CONTROL), plots=tuple(p.data for p in plots),
+            known={k: known.string(k) for k in known.data})
 
 
 def _checks(f: Fields, key: str, kind: CheckKind) -> tuple[CheckRecord, ...]:

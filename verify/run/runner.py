@@ -156,17 +156,36 @@ def summarise(thm: Theorem, recs: list[CheckRecord]) -> TheoremSummary:
     verdict = overall(r.verdict for r in ex)
     errors = [r for r in ex + ct if r.error]
     ok_controls = sum(bool(r.as_expected) for r in ct)
-    behaved = counts["FAIL"] == 0 and not errors and ok_controls == len(ct)
+    # theorem plots and known results read the records as JSON (theorems sit below here)
+    ex_json, ct_json = [r.to_json() for r in ex], [r.to_json() for r in ct]
+    known = known_results(thm, ex, ex_json)
+    behaved = counts["FAIL"] == len(known) and not errors and ok_controls == len(ct)
     summary = (f"{counts['PASS']} pass, {counts['FAIL']} fail, {counts['INCONCLUSIVE']} "
                f"inconclusive, {counts['VACUOUS']} vacuous; controls as expected "
                f"{ok_controls}/{len(ct)}")
+    if known:
+        summary += f"; {len(known)} of the fails known results"
     if errors:
         summary += f"; {len(errors)} harness errors"
-    # theorem plots read the records as JSON (theorems sit below this layer)
-    plots = thm.plots([r.to_json() for r in ex], [r.to_json() for r in ct])
+    plots = thm.plots(ex_json, ct_json)
     return TheoremSummary(
         id=thm.id, title=thm.title, source=thm.source, statement=thm.statement,
         statement_latex=thm.latex, assumptions=tuple(thm.assumptions),
         notes=tuple(thm.notes), verdict=verdict, behaved=behaved, summary=summary,
         counts=counts, seconds=sum(r.seconds for r in ex + ct), examples=tuple(ex),
-        controls=tuple(ct), plots=tuple(_data(p) for p in plots))
+        controls=tuple(ct), plots=tuple(_data(p) for p in plots), known=known)
+
+
+def known_results(thm: Theorem, examples: list[CheckRecord], as_json: list[dict[str, Any]]
+                  ) -> dict[str, str]:
+    """The FAILed examples the theorem explains (:class:`~verify.claims.theorem.Known`,
+    first match), check id → ``"name: explanation"``. A FAIL of a harness error is never
+    explained."""
+    out: dict[str, str] = {}
+    for rec, data in zip(examples, as_json, strict=True):
+        if rec.verdict is not Verdict.FAIL or rec.error:
+            continue
+        hit = next((k for k in thm.known if k.applies(data)), None)
+        if hit is not None:
+            out[rec.id] = f"{hit.name}: {hit.explanation}"
+    return out
