@@ -27,7 +27,7 @@ from torch import Tensor
 from verify.nets.activations import KinkSlopes, Params, sigma_slope_range
 from verify.nets.dense import forward_internals
 from verify.nets.network import weights
-from verify.nets.objective import Objective, flat, unflat
+from verify.nets.objective import Objective, data_loss, flat, unflat
 
 BAND = 30.0  # kink band half-width in units of 1/β: sigmoid(±30) is 0 or 1 to 1e-13
 
@@ -199,3 +199,15 @@ def best_stationarity(obj: Objective, params: Params, band: float | None,
         return plain, None
     clarke = stationarity(obj, params, slopes, "clarke", K)
     return (clarke if max(clarke.r) < max(plain.r) else plain), clarke
+
+
+def layer_errors(obj: Objective, params: Params, slopes: KinkSlopes | None = None
+                 ) -> tuple[tuple[Tensor, Tensor], ...]:
+    """For each layer k of a dense net, (δ_k, h_{k−1}) with δ_k = ∂L̂/∂z_k (n × d_k) under the
+    slope selection ``slopes`` and h_{k−1} the layer input, so that the data gradient of the
+    selection is g_k = δ_kᵀ h_{k−1}: a sum of n outer products."""
+    ps = tuple(p.detach().requires_grad_(True) for p in params)
+    out, zs, hs = forward_internals(obj.arch, ps, obj.data.X, slopes)
+    deltas = torch.autograd.grad(data_loss(obj.data, out), zs, allow_unused=True)
+    return tuple((d.detach() if d is not None else torch.zeros_like(z), h.detach())
+                 for d, z, h in zip(deltas, zs, hs, strict=True))
