@@ -31,6 +31,7 @@ What is tested:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -101,18 +102,27 @@ def max_revival(H: Tensor, E: Tensor, slope: float = 0.0, starts: int = STARTS,
         return torch.linalg.norm(_sigma(V @ H.T, slope) @ E, dim=1)
 
     best = value(V)
+    steps = [math.inf] + [2.0**-k for k in range(0, 40, 2)]
     for _ in range(iterations):
         Zv = V @ H.T
         C = _sigma(Zv, slope) @ E
         G = (_dsigma(Zv, slope) * (C @ E.T)) @ H
-        gn = torch.linalg.norm(G, dim=1, keepdim=True)
-        cand = torch.where(gn > 0, G / gn.clamp_min(1e-300), V)
-        val = value(cand)
-        better = val > best * (1 + 1e-15)
-        if not bool(better.any()):
+        tangent = G - (G * V).sum(1, keepdim=True) * V
+        # the power step (t = ∞) and projected-gradient steps of shrinking length: the best
+        # that improves is taken (a maximum on the boundary of two patterns needs the short)
+        scale = best.clamp_min(1e-300).unsqueeze(1)
+        improved = torch.zeros_like(best, dtype=torch.bool)
+        for t in steps:
+            cand = G if t == math.inf else V + t * tangent / scale
+            cn = torch.linalg.norm(cand, dim=1, keepdim=True)
+            cand = torch.where(cn > 0, cand / cn.clamp_min(1e-300), V)
+            val = value(cand)
+            better = val > best * (1 + 1e-15)
+            V = torch.where(better.unsqueeze(1), cand, V)
+            best = torch.where(better, val, best)
+            improved |= better
+        if not bool(improved.any()):
             break
-        V = torch.where(better.unsqueeze(1), cand, V)
-        best = torch.where(better, val, best)
     i = int(torch.argmax(best))
     return float(best[i]), V[i], V.shape[0]
 

@@ -651,6 +651,7 @@ def _certificate_text(cert: object) -> str:
     if c.get("kinks") is not None:
         parts.append(f"kinks {_fmt(c.get('kinks'))}")
     parts.append(f"certified {_check(c.get('certified'))}")
+    parts.append(_fmt(_dict(c.get("established")).get("summary", "established: not recorded")))
     return ", ".join(parts)
 
 
