@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -48,6 +48,26 @@ EPS = spectra.EPS64
 # sum inside G adds B more. Per step ‖E_t‖_F ≤ (B + 4)·eps·(2‖W_t‖ + ‖W_{t+1}‖).
 STEP_OPS = 4
 CONV = dict(channels=4, length=8, kernel=4, stride=4)  # m = 2 patches, d_in = 16
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The pieces of the claim; the defaults are the theorem. False variants (mutants,
+    tests/claims/test_mutants.py): (a) the rank bound scaled by ``rank_scale`` (floored), the
+    conv layer's m claimed as ``conv_m``; (b) the bound scaled by ``bound_scale``; (c) the
+    ε-rank bound scaled by ``eps_scale``; (e) ``noise_half`` in place of the ½."""
+
+    rank_scale: float = 1.0
+    conv_m: int | None = None
+    bound_scale: float = 1.0
+    eps_scale: float = 1.0
+    noise_half: float = 0.5
+
+
+CLAIM = Claim()
+# smallest relative error of each part's claim caught (bisection on the first pinned setting,
+# tests/claims/test_mutants.py)
+DETECTION = {"(a)": math.nan, "(b)": math.nan, "(e)": math.nan}
 
 
 @st.composite
@@ -102,14 +122,15 @@ def _rank_part(G: torch.Tensor, a: torch.Tensor, b: torch.Tensor, bound: int, wh
     return replace(out, reason=f"{out.reason} (rounding level {tol:.1e})")
 
 
-def _dense_rank_parts(s: Setting, params: Params, when: str) -> dict[str, Outcome]:
+def _dense_rank_parts(s: Setting, params: Params, when: str, claim: Claim = CLAIM
+                      ) -> dict[str, Outcome]:
     obj = s.objective()
     idx = sgd.epoch(s.n, s.batch or s.n, s.seed)[0]
     b = sgd.on_batch(obj, idx)
     g = b.data_grad(params)
     out = {}
     for k, (delta, h) in enumerate(sgd.layer_terms(b, params)):
-        bound = min(*g[k].shape, len(idx))
+        bound = math.floor(claim.rank_scale * min(*g[k].shape, len(idx)))
         out[f"(a) {when} layer {k + 1}"] = _rank_part(g[k], delta, h, bound,
                                                       f"rank G_{k + 1} ({when}), B={len(idx)}")
     return out
@@ -126,11 +147,11 @@ def _conv_case(s: Setting) -> tuple[conv1d.Conv1d, torch.Tensor, torch.Tensor, t
     return c, W, A, X, Y, B
 
 
-def _conv_part(s: Setting, m_claimed: int | None = None) -> Outcome:
+def _conv_part(s: Setting, m_claimed: int | None = None, rank_scale: float = 1.0) -> Outcome:
     c, W, A, X, Y, B = _conv_case(s)
     G, delta, P = conv1d.weight_gradient(c, W, A, X, Y)
     m = c.patches if m_claimed is None else m_claimed
-    return _rank_part(G, delta, P, min(*G.shape, B * m),
+    return _rank_part(G, delta, P, math.floor(rank_scale * min(*G.shape, B * m)),
                       f"rank of a conv batch gradient, B={B}, m={m}")
 
 
@@ -138,8 +159,8 @@ def _conv_part(s: Setting, m_claimed: int | None = None) -> Outcome:
 # (b) unrolled tail bound and (c) ε-rank
 
 
-def _unrolled(sv: np.ndarray, decay: float, k_per_step: int, batch: int
-              ) -> tuple[Outcome, dict[str, list[float]]]:
+def _unrolled(sv: np.ndarray, decay: float, k_per_step: int, batch: int,
+              bound_scale: float = 1.0) -> tuple[Outcome, dict[str, list[float]]]:
     """D_{s·k}(W_t) ≤ decay^s ‖W_{t−s}‖ + (accumulated rounding), for every t and s ≤ t with
     s·k < min(d_out, d_in) (beyond, D = 0 trivially), from the singular values ``sv`` of the
     iterates W_0..W_T (rows). The series keeps the final t = T."""
@@ -155,7 +176,7 @@ def _unrolled(sv: np.ndarray, decay: float, k_per_step: int, batch: int
     for s in range(1, min(T, (r - 1) // k_per_step) + 1):
         t = np.arange(s, T + 1)
         D = tails[t, s * k_per_step]
-        bound = decay**s * norms[t - s]
+        bound = bound_scale * decay**s * norms[t - s]
         slack = cum[t] - cum[t - s] + max(r, 1) * EPS * norms[t]  # + SVD backward error
         scale = np.maximum(norms[t], 1e-300)
         margin = (bound + slack - D) / scale
@@ -181,7 +202,7 @@ def _unrolled(sv: np.ndarray, decay: float, k_per_step: int, batch: int
     return replace(out, reason=f"{out.reason}; non-trivial at {useful}/{checked}"), series
 
 
-def _eps_rank(sv: np.ndarray, s: Setting, m: int = 1) -> Outcome:
+def _eps_rank(sv: np.ndarray, s: Setting, m: int = 1, eps_scale: float = 1.0) -> Outcome:
     B = s.batch or s.n
     norms = np.sqrt((sv**2).sum(axis=1))
     ell = math.log(2 / TOL)
@@ -189,7 +210,7 @@ def _eps_rank(sv: np.ndarray, s: Setting, m: int = 1) -> Outcome:
     measured = float((sv[-1] / max(norms[-1], 1e-300) > TOL).sum())
     if s.lam == 0:
         return Outcome(Verdict.VACUOUS, measured, math.inf, math.nan, "(c) λ = 0: bound = ∞")
-    bound = m * B * ell / (s.lr * s.lam)
+    bound = eps_scale * m * B * ell / (s.lr * s.lam)
     if bound >= d:
         return Outcome(Verdict.VACUOUS, measured, bound, (bound - measured) / d,
                        f"(c) rank_ε = {measured:g} ≤ min(d) = {d} ≤ m·B·log(2/ε)/(ηλ) = "
@@ -211,13 +232,13 @@ def _eps_rank(sv: np.ndarray, s: Setting, m: int = 1) -> Outcome:
 # (e) SGD noise
 
 
-def _noise(s: Setting, params: Params) -> tuple[Outcome, dict[str, float]]:
+def _noise(s: Setting, params: Params, half: float = 0.5) -> tuple[Outcome, dict[str, float]]:
     obj = s.objective()
     full = float(torch.linalg.norm(flat(obj.grad(params))))
     grads = [flat(sgd.on_batch(obj, idx).grad(params))
              for idx in sgd.epoch(s.n, s.batch or s.n, s.seed)]
     norms = [float(torch.linalg.norm(g)) for g in grads]
-    spread = 0.5 * max((float(torch.linalg.norm(a - b)) for a in grads for b in grads),
+    spread = half * max((float(torch.linalg.norm(a - b)) for a in grads for b in grads),
                        default=0.0)
     top = max(norms)
     info = {"full_grad": full, "max_batch_grad": top, "half_max_batch_spread": spread,
@@ -237,8 +258,8 @@ def _noise(s: Setting, params: Params) -> tuple[Outcome, dict[str, float]]:
 # the check
 
 
-def check(s: Setting, ctx: Context, parts_wanted: tuple[str, ...] = ("a", "b", "c", "e")
-          ) -> Outcome:
+def check(s: Setting, ctx: Context, parts_wanted: tuple[str, ...] = ("a", "b", "c", "e"),
+          claim: Claim = CLAIM) -> Outcome:
     res, obs = _run(s, ctx)
     if not res.finite:
         return Outcome(Verdict.INCONCLUSIVE, math.nan, math.nan, math.nan,
@@ -248,18 +269,18 @@ def check(s: Setting, ctx: Context, parts_wanted: tuple[str, ...] = ("a", "b", "
     parts: dict[str, Outcome] = {}
     series: dict[str, object] = {}
     if "a" in parts_wanted:
-        parts.update(_dense_rank_parts(s, res.initial, "at init"))
-        parts.update(_dense_rank_parts(s, res.params, "at W_T"))
-        parts["(a) conv layer"] = _conv_part(s)
+        parts.update(_dense_rank_parts(s, res.initial, "at init", claim))
+        parts.update(_dense_rank_parts(s, res.params, "at W_T", claim))
+        parts["(a) conv layer"] = _conv_part(s, claim.conv_m, claim.rank_scale)
     if "b" in parts_wanted:
         for k in range(len(W)):
             out, ser = _unrolled(obs.layer(k), 1 - s.lr * s.lam, s.batch or s.n,
-                                 s.batch or s.n)
+                                 s.batch or s.n, claim.bound_scale)
             parts[f"(b) layer {k + 1}"] = out
             series[f"unrolled_layer{k + 1}"] = ser
     if "c" in parts_wanted:
         for k in range(len(W)):
-            parts[f"(c) layer {k + 1}"] = _eps_rank(obs.layer(k), s)
+            parts[f"(c) layer {k + 1}"] = _eps_rank(obs.layer(k), s, eps_scale=claim.eps_scale)
     details: dict[str, object] = {
         "numerical_ranks": [spectra.numerical_rank(w, TOL) for w in W],
         "stable_ranks": [spectra.stable_rank(w) for w in W],
@@ -267,7 +288,7 @@ def check(s: Setting, ctx: Context, parts_wanted: tuple[str, ...] = ("a", "b", "
         if s.lam > 0 else math.inf,
         "sgd_steps": res.gd_steps, "seconds": res.seconds}
     if "e" in parts_wanted:
-        parts["(e) SGD noise"], info = _noise(s, res.params)
+        parts["(e) SGD noise"], info = _noise(s, res.params, claim.noise_half)
         details["noise"] = info
     series["singular_values"] = [spectra.singular_values(w).tolist() for w in W]
     return combine(parts, details, series)

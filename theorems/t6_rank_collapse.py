@@ -15,6 +15,7 @@ with a bootstrap interval over networks (:mod:`verify.measure.trend`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -26,7 +27,7 @@ from verify.claims.theorem import Control, Theorem
 from verify.claims.verdict import Outcome, Verdict, combine, judge, judge_trend
 from verify.engine.ensemble import realise_all
 from verify.engine.setting import Context, Setting, realise
-from verify.measure import collapse
+from verify.measure import collapse, spectra
 from verify.measure.evidence import network_series
 from verify.measure.trend import rank_trend
 from verify.nets.data import mnist_available
@@ -64,22 +65,45 @@ def settings(draw: st.DrawFn, scale: Scale) -> Setting:
         lr=0.05, steps=300)
 
 
-def _bound_part(c: collapse.LayerCollapse, cert: Any) -> Outcome:
+@dataclass(frozen=True)
+class Claim:
+    """The pieces of the claim; the defaults are the theorem. False variants (mutants,
+    tests/claims/test_mutants.py): the bound scaled by ``bound_scale``, K replaced by
+    K + ``rank_offset`` in D_K, every trend's claimed sign multiplied by ``trend_sign``."""
+
+    bound_scale: float = 1.0
+    rank_offset: int = 0
+    trend_sign: int = 1
+
+
+CLAIM = Claim()
+# smallest relative error of each part's claim caught (bisection on the first pinned setting,
+# tests/claims/test_mutants.py)
+DETECTION = {"layer": math.nan}
+
+
+def _bound_part(c: collapse.LayerCollapse, cert: Any, claim: Claim = CLAIM,
+                tail: float | None = None) -> Outcome:
     """The exact bound; it holds at any θ, so FAIL and VACUOUS need no certificate, while an
     informative PASS does (otherwise the network is not the stationary one claimed about)."""
     what = f"D_K(W_{c.layer}) ≤ (1/λn)Σ‖δ‖‖z−μ_c‖ + ‖R‖"
     trivial = c.fro if c.informative else 0.0
-    out = judge(c.tail, c.bound, c.fro, what, certificate=cert, require_certificate=False,
+    D, bound = c.tail if tail is None else tail, claim.bound_scale * c.bound
+    out = judge(D, bound, c.fro, what, certificate=cert, require_certificate=False,
                 trivial=trivial)
     if out.verdict == Verdict.PASS:
-        out = judge(c.tail, c.bound, c.fro, what, certificate=cert, trivial=trivial)
+        out = judge(D, bound, c.fro, what, certificate=cert, trivial=trivial)
     return out
 
 
-def check_network(s: Setting, ctx: Context) -> Outcome:
+def check_network(s: Setting, ctx: Context, claim: Claim = CLAIM) -> Outcome:
     t = realise(s, ctx)
     prof = collapse.profile(t)
-    parts = {f"layer {c.layer}": _bound_part(c, t.certificate) for c in prof}
+    tails = {c.layer: spectra.tail_distance(t.result.params[c.layer - 1],
+                                            c.classes + claim.rank_offset)
+             if claim.rank_offset else None for c in prof}
+    parts = {f"layer {c.layer}": _bound_part(c, t.certificate, claim, tails[c.layer])
+             for c in prof}
     return combine(parts, {"layers": [c.to_json() for c in prof]}, network_series(t))
 
 
@@ -105,7 +129,7 @@ def _records(sweep: Sweep, ctx: Context) -> tuple[list[dict[str, Any]], int]:
     return rows, skipped
 
 
-def check_sweep(sw: Sweep, ctx: Context) -> Outcome:
+def check_sweep(sw: Sweep, ctx: Context, claim: Claim = CLAIM) -> Outcome:
     rows, skipped = _records(sw, ctx)
     nets = len({r["net"] for r in rows})
     if nets < 4:
@@ -124,7 +148,7 @@ def check_sweep(sw: Sweep, ctx: Context) -> Outcome:
             ("d_K vs depth", col["layer"], col["relative_tail"], -1, net)):
         tr = rank_trend(x, y, net, strata, design=col["lam"])
         trends[name] = asdict(tr)
-        parts[name] = judge_trend(tr, sign, name)
+        parts[name] = judge_trend(tr, sign * claim.trend_sign, name)
     # the exact bound on every network of the sweep, too
     bounds = [r for r in rows if r["tail"] > r["bound"]]
     details = {"trends": trends, "not_certified": skipped, "networks": nets,
@@ -132,8 +156,9 @@ def check_sweep(sw: Sweep, ctx: Context) -> Outcome:
     return combine(parts, details)
 
 
-def check(s: Setting | Sweep, ctx: Context) -> Outcome:
-    return check_sweep(s, ctx) if isinstance(s, Sweep) else check_network(s, ctx)
+def check(s: Setting | Sweep, ctx: Context, claim: Claim = CLAIM) -> Outcome:
+    return (check_sweep(s, ctx, claim) if isinstance(s, Sweep)
+            else check_network(s, ctx, claim))
 
 
 def sweeps(scale: Scale) -> tuple[Sweep, ...]:
