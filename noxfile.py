@@ -5,7 +5,7 @@ the CPU wheel on CPU machines, the CUDA build on GPU machines).
     nox -s tests     # the default test run (fast Hypothesis profile, 2 worker processes)
     nox -s verify    # quick verification of all theorems; writes reports/runs/quick/
     nox -s regress   # quick verification vs the committed baseline (theory regression)
-    nox -s lint      # ruff and the layer contract (import-linter)
+    nox -s lint      # ruff, the layer contract (import-linter) and mypy
     nox -s large     # the large scale (width 4096, conv net on 32×32×3; GPU when present)
     nox -s nightly   # thorough Hypothesis profile and a standard-scale verification
     nox -s sweep     # T5's paper experiment: rank contours (resumable); -- --scale large
@@ -63,10 +63,12 @@ def regress(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff over the whole project, and the layer contract of pyproject.toml (import-linter)."""
+    """ruff over the whole project, the layer contract of pyproject.toml (import-linter) and
+    mypy over verify/ and theorems/ (``[tool.mypy]`` in pyproject.toml)."""
     session.install(*CONSTRAINTS, "-e", ".[lint]")
     session.run("ruff", "check", ".")
     session.run("lint-imports")
+    session.run("mypy")
 
 
 @nox.session

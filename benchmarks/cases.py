@@ -22,7 +22,7 @@ from verify.claims.strategies import image_convnet, wide_mlp
 from verify.engine.certificate import Certificate, certify
 from verify.engine.ensemble import train_ensemble
 from verify.engine.residual import relative_residual
-from verify.engine.train import TrainConfig, TrainResult, train
+from verify.engine.train import TrainConfig, TrainResult, TrainStatus, train
 from verify.nets import data as D
 from verify.nets.activations import Params
 from verify.nets.dense import Architecture
@@ -129,18 +129,21 @@ def plain_gd_to(obj: Objective, init: Params, r_target: float = 1e-4, lr: float 
     τ = r_target."""
     t0 = time.perf_counter()
     ps = tuple(p.detach().clone() for p in init)
-    t = 0
+    t, reached = 0, False
     while t < max_steps and time.perf_counter() - t0 < max_seconds:
         g = obj.grad(ps)
         if t % every == 0 and relative_residual(obj, ps, g) <= r_target:
+            reached = True
             break
         ps = tuple(p - lr * gi for p, gi in zip(ps, g, strict=True))
         t += 1
     finite = all(bool(torch.isfinite(p).all()) for p in ps)
+    status = (TrainStatus.DIVERGED if not finite else TrainStatus.CONVERGED if reached
+              else TrainStatus.ITERATIONS if t == max_steps else TrainStatus.TIME_LIMIT)
     res = TrainResult(params=ps, initial=tuple(init), trace_steps=(), trace_F=(),
                       trace_residual=(), gd_steps=t, lbfgs_iters=0, continuation_iters=0,
                       stop_reason=f"plain GD: {t} steps", seconds=time.perf_counter() - t0,
-                      finite=finite)
+                      status=status)
     cert, _ = certify(obj, res, r_target)
     return ToCertificate("plain GD", time.perf_counter() - t0, t, cert)
 
@@ -204,3 +207,21 @@ def in_fresh_process(fn: Callable[..., T], *args: object) -> T:
     ctx = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as pool:
         return pool.submit(fn, *args).result()
+
+
+def digits_mlp(activation: str, steps: int = 300, lam: float = 1e-3
+               ) -> tuple[torch.nn.Sequential, D.Dataset]:
+    """A 64-32-10 MLP trained the way a user would — torch SGD (lr 0.5, weight_decay = λ),
+    float32, full batch — on all 1797 digits (the model ``verify.audit`` is timed on)."""
+    ds = D.digits(None, 0, "ce")
+    torch.manual_seed(0)
+    act = {"relu": torch.nn.ReLU, "softplus": torch.nn.Softplus}[activation]
+    model = torch.nn.Sequential(torch.nn.Linear(64, 32, bias=False), act(),
+                                torch.nn.Linear(32, 10, bias=False))
+    opt = torch.optim.SGD(model.parameters(), lr=0.5, weight_decay=lam)
+    X = ds.X.float()
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(X), ds.Y).backward()
+        opt.step()
+    return model, ds

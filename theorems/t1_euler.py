@@ -4,7 +4,7 @@ For a homogeneous network (bias-free, σ positively 1-homogeneous) and ANY θ an
 ⟨W_k, ∇_{W_k} f(x)⟩ = f(x) for every layer k; hence ⟨W_k, g_k⟩ = (1/n) Σ ⟨∂ℓ_i/∂f, f(x_i)⟩
 is the same for every layer. Checked in float64 at random θ (relative error ≤ 1e-10) and
 proved symbolically with sympy inside a fixed activation pattern, where f is multilinear in
-the layers.
+the layers. ``assess`` checks it at a given network's own θ and inputs (verify.audit).
 """
 
 from __future__ import annotations
@@ -14,12 +14,15 @@ from dataclasses import dataclass
 import sympy as sp
 import torch
 from hypothesis import strategies as st
+from torch import Tensor
 
 from verify.claims.scales import Scale
-from verify.claims.theorem import Control, Theorem
+from verify.claims.theorem import Control, Theorem, not_homogeneous
 from verify.claims.verdict import Outcome, Verdict, combine, judge
-from verify.engine.setting import Context, Setting
-from verify.nets.network import forward, weights
+from verify.engine.setting import Context, Setting, Trained
+from verify.nets.activations import Params
+from verify.nets.network import Network, forward, weights
+from verify.nets.objective import Objective
 
 TOL = 1e-10  # THEOREMS.md: relative error ≤ 1e-10 in float64
 
@@ -68,15 +71,10 @@ def settings(draw: st.DrawFn, scale: Scale) -> Setting:
         init_scale=draw(st.floats(0.1, 10.0)), steps=0, polish=False)
 
 
-def check(s: Setting, ctx: Context, claim: Claim = CLAIM) -> Outcome:
-    """At random θ (the setting's init with random biases), per layer and per output."""
-    arch = s.architecture()
-    params = list(s.init(ctx.device))
-    gen = torch.Generator().manual_seed(s.seed + 1)
-    for i in range(arch.depth, len(params)):  # non-zero biases so the control bites
-        params[i] = torch.randn(params[i].shape, generator=gen, dtype=params[i].dtype)
-    X = torch.randn(s.n, s.widths[0], generator=gen, dtype=torch.float64) * s.init_scale
-    V = torch.randn(s.n, s.widths[-1], generator=gen, dtype=torch.float64)
+def euler(arch: Network, params: Params, X: Tensor, V: Tensor,
+          proof_widths: tuple[int, ...] | None = None, claim: Claim = CLAIM) -> Outcome:
+    """The identity at θ = ``params`` on inputs ``X`` with output weights ``V``: per layer
+    over all samples at once, and per sample for the first few."""
     ps = tuple(p.detach().requires_grad_(True) for p in params)
     # φ(θ) = ⟨V, f(X)⟩ covers every sample and output at once; ⟨W_k, ∇_{W_k}φ⟩ = φ for all k
     phi = (V * forward(arch, ps, X)).sum()
@@ -89,22 +87,51 @@ def check(s: Setting, ctx: Context, claim: Claim = CLAIM) -> Outcome:
     err = max(abs(v - claim.degree * phi_v) for v in lhs) / scale
     # per sample: ⟨W_k, ∇_{W_k}φ_i⟩ = φ_i with φ_i = ⟨v_i, f(x_i)⟩ (first few samples)
     per_sample = []
-    for i in range(min(s.n, 4)):
+    for i in range(min(X.shape[0], 4)):
         phi_i = (V[i] * forward(arch, ps, X[i : i + 1])[0]).sum()
         gi = torch.autograd.grad(phi_i, ps)
         phi_i = phi_i.detach()
         scale_i = float((V[i].abs() * out[i].abs()).sum()) or 1.0
         per_sample.append(max(abs(float((w * g).sum()) - claim.degree * float(phi_i))
                               for w, g in zip(W, gi, strict=False)) / scale_i)
-    details = {"euler_lhs": lhs, "phi": phi_v, "per_sample_rel_error": per_sample}
-    if s.widths == (2, 2, 2, 1):
-        details["sympy_proof"] = symbolic_proof(s.widths)
+    details: dict[str, object] = {"euler_lhs": lhs, "phi": phi_v,
+                                  "per_sample_rel_error": per_sample}
+    if proof_widths == (2, 2, 2, 1):
+        details["sympy_proof"] = symbolic_proof(proof_widths)
     parts = {"all samples": judge(err, TOL, 1.0, "max_k |⟨W_k, ∇_{W_k}φ⟩ − φ|/Σ|v||f|",
                                   require_certificate=False),
              "per sample": judge(max(per_sample), TOL, 1.0,
                                  "max_i,k |⟨W_k, ∇_{W_k}φ_i⟩ − φ_i|/Σ|v_i||f_i|",
                                  require_certificate=False)}
     return combine(parts, details)
+
+
+def check(s: Setting, ctx: Context, claim: Claim = CLAIM) -> Outcome:
+    """At random θ (the setting's init with random biases), per layer and per output."""
+    arch = s.architecture()
+    params = list(s.init(ctx.device))
+    gen = torch.Generator().manual_seed(s.seed + 1)
+    for i in range(arch.depth, len(params)):  # non-zero biases so the control bites
+        params[i] = torch.randn(params[i].shape, generator=gen, dtype=params[i].dtype)
+    X = torch.randn(s.n, s.widths[0], generator=gen, dtype=torch.float64) * s.init_scale
+    V = torch.randn(s.n, s.widths[-1], generator=gen, dtype=torch.float64)
+    return euler(arch, tuple(params), X, V, tuple(s.widths), claim)
+
+
+def assess(t: Trained) -> Outcome:
+    """At the given θ (any θ will do: the identity needs no stationarity) on the network's
+    own inputs, with seeded random output weights V."""
+    X = t.objective.data.X
+    gen = torch.Generator().manual_seed(1)
+    V = torch.randn(X.shape[0], t.objective.arch.widths[-1], generator=gen,
+                    dtype=torch.float64).to(device=X.device, dtype=X.dtype)
+    return euler(t.objective.arch, t.result.params, X, V)
+
+
+def applies(arch: Network, obj: Objective) -> str | None:
+    """T1's assumption: a homogeneous network (bias-free, σ positively 1-homogeneous, no
+    skip connections); λ and the loss play no part."""
+    return not_homogeneous(arch)
 
 
 def controls(scale: Scale) -> tuple[Control, ...]:
@@ -138,6 +165,8 @@ THEOREM = Theorem(
     check=check,
     controls=controls,
     pinned=pinned,
+    assess=assess,
+    applies=applies,
     notes=("sympy proves the identity symbolically for a 2-2-2-1 network inside a fixed "
            "activation pattern (see details of the pinned example).",
            "Detection limit (bisection on the pinned setting): a claimed degree 1 + e is "

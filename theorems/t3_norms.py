@@ -33,12 +33,12 @@ from verify.claims.strategies import (
     networks,
     wide_mlp,
 )
-from verify.claims.theorem import Control, Theorem
+from verify.claims.theorem import Control, Theorem, not_homogeneous
 from verify.claims.verdict import Outcome, Verdict, combine, judge
-from verify.engine.setting import Context, Setting, realise
+from verify.engine.setting import Context, Setting, Trained, realise
 from verify.measure.evidence import network_series
 from verify.nets.activations import HOMOGENEOUS, KinkSlopes, Params, piece_of
-from verify.nets.network import forward, weights
+from verify.nets.network import Network, forward, weights
 from verify.nets.objective import Objective, data_loss
 
 # the width-4096 MLPs of the large scale: linear (smooth, certified in seconds) and relu,
@@ -67,7 +67,11 @@ DETECTION = {"layers": math.nan}
 
 
 def check(s: Setting, ctx: Context, claim: Claim = CLAIM) -> Outcome:
-    t = realise(s, ctx)
+    return assess(realise(s, ctx), claim)
+
+
+def assess(t: Trained, claim: Claim = CLAIM) -> Outcome:
+    """The executable form at the trained (or given) θ, with its certificate's residuals."""
     W = weights(t.objective.arch, t.result.params)
     st_ = t.stationarity
     E = [float((w * g).sum()) for w, g in zip(W, st_.g, strict=False)]
@@ -92,6 +96,15 @@ def check(s: Setting, ctx: Context, claim: Claim = CLAIM) -> Outcome:
                "sqrt_c_over_lambda": [(-e / lam) ** 0.5 if lam > 0 and e < 0 else None
                                       for e in E]}
     return combine(parts, details, network_series(t))
+
+
+def applies(arch: Network, obj: Objective) -> str | None:
+    """T3's assumptions on the network and objective: homogeneous, λ > 0 (stationarity is
+    judged by ``assess`` from the certificate)."""
+    why = not_homogeneous(arch)
+    if why is None and not obj.lam > 0:
+        why = "λ = 0: no weight decay, so no stationary point of F to balance"
+    return why
 
 
 def piece_gradient(obj: Objective, params: Params, slopes: KinkSlopes) -> Params:
@@ -145,6 +158,8 @@ THEOREM = Theorem(
     check=check,
     controls=controls,
     pinned=pinned,
+    assess=assess,
+    applies=applies,
     notes=("Detection limit (bisection on the pinned ReLU MLP): a claimed ratio "
            f"‖W_k‖² = (1 + e)‖W_j‖² is caught from e = {DETECTION['layers']:.1g}.",
            "Related (not checked here): without weight decay, under gradient flow "

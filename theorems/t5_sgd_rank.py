@@ -21,8 +21,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
-import numpy as np
 import torch
 from hypothesis import strategies as st
 
@@ -30,32 +30,36 @@ from verify.claims.scales import Scale
 from verify.claims.strategies import log_uniform
 from verify.claims.theorem import Control, Theorem
 from verify.claims.trends import plot_spec
-from verify.claims.verdict import Outcome, Verdict, combine, judge, judge_trend
+from verify.claims.verdict import (
+    Outcome,
+    Verdict,
+    combine,
+    judge,
+    judge_trend,
+    judge_worst_of,
+    noted,
+    unmet,
+    vacuous,
+)
 from verify.engine import sgd
 from verify.engine.setting import Context, Setting, trajectory
-from verify.engine.train import TrainResult
-from verify.measure import spectra
-from verify.measure.trend import spearman
+from verify.measure import iterates, spectra
+from verify.measure.grid import hidden_ranks, run_grid
 from verify.nets import conv1d
 from verify.nets.activations import Params
 from verify.nets.network import weights
-from verify.nets.objective import flat
 
 TOL = 1e-3  # THEOREMS.md "Spectra": rank_tol as in the Galanti code; also the ε of (c)
-EPS = spectra.EPS64
-# Rounding of one SGD step W − η(G + λW): a handful of float64 operations per entry, each
-# within eps of the largest magnitude involved (‖W_t‖, ‖ηG_t‖ ≤ ‖W_t‖ + ‖W_{t+1}‖); the batch
-# sum inside G adds B more. Per step ‖E_t‖_F ≤ (B + 4)·eps·(2‖W_t‖ + ‖W_{t+1}‖).
-STEP_OPS = 4
-CONV = dict(channels=4, length=8, kernel=4, stride=4)  # m = 2 patches, d_in = 16
+CONV = {"channels": 4, "length": 8, "kernel": 4, "stride": 4}  # m = 2 patches, d_in = 16
 
 
 @dataclass(frozen=True)
 class Claim:
     """The pieces of the claim; the defaults are the theorem. False variants (mutants,
     tests/claims/test_mutants.py): (a) the rank bound scaled by ``rank_scale`` (floored), the
-    conv layer's m claimed as ``conv_m``; (b) the bound scaled by ``bound_scale``; (c) the
-    ε-rank bound scaled by ``eps_scale``; (e) ``noise_half`` in place of the ½."""
+    conv layer's m claimed as ``conv_m``; (b) the bound scaled by ``bound_scale`` (at the
+    true claim's worst pair); (c) the ε-rank bound scaled by ``eps_scale``; (e)
+    ``noise_half`` in place of the ½."""
 
     rank_scale: float = 1.0
     conv_m: int | None = None
@@ -65,7 +69,7 @@ class Claim:
 
 
 CLAIM = Claim()
-# smallest relative error of each part's claim caught (bisection on the first pinned setting,
+# smallest relative error of each part's claim caught (bisection on a pinned setting,
 # tests/claims/test_mutants.py)
 DETECTION = {"(a)": math.nan, "(b)": math.nan, "(e)": math.nan}
 
@@ -87,39 +91,16 @@ def settings(draw: st.DrawFn, scale: Scale) -> Setting:
                    steps=draw(st.integers(50, 200)), batch=batch, polish=False)
 
 
-class _Spectra:
-    """Observer: ‖W_k(t)‖_F and the singular values of every layer at every step (bounded
-    memory: T·Σ_k min(d_k, d_{k−1}) floats, no iterates kept)."""
-
-    def __init__(self, depth: int) -> None:
-        self.depth = depth
-        self.sv: list[list[np.ndarray]] = [[] for _ in range(depth)]
-
-    def __call__(self, t: int, params: Params) -> None:
-        for k in range(self.depth):
-            self.sv[k].append(spectra.singular_values(params[k]).cpu().numpy())
-
-    def layer(self, k: int) -> np.ndarray:
-        """(T + 1) × min(d_out, d_in) array of singular values of W_k(t)."""
-        return np.stack(self.sv[k])
-
-
-def _run(s: Setting, ctx: Context) -> tuple[TrainResult, _Spectra]:
-    obs = _Spectra(len(s.widths) - 1)
-    return trajectory(s, ctx, obs), obs
-
-
 # ----------------------------------------------------------------------------------------
 # (a) rank of a batch gradient
 
 
 def _rank_part(G: torch.Tensor, a: torch.Tensor, b: torch.Tensor, bound: int, what: str
                ) -> Outcome:
-    tol = spectra.outer_sum_rank_tol(a, b, G)
-    r = spectra.numerical_rank(G, tol) if tol > 0 else 0
+    r, level = spectra.outer_sum_rank(a, b, G)
     out = judge(float(r), float(bound), float(max(bound, 1)), what, require_certificate=False,
                 trivial=float(min(G.shape)))
-    return replace(out, reason=f"{out.reason} (rounding level {tol:.1e})")
+    return noted(out, f"rounding level {level:.1e}")
 
 
 def _dense_rank_parts(s: Setting, params: Params, when: str, claim: Claim = CLAIM
@@ -136,20 +117,11 @@ def _dense_rank_parts(s: Setting, params: Params, when: str, claim: Claim = CLAI
     return out
 
 
-def _conv_case(s: Setting) -> tuple[conv1d.Conv1d, torch.Tensor, torch.Tensor, torch.Tensor,
-                                    torch.Tensor, int]:
+def _conv_part(s: Setting, m_claimed: int | None = None, rank_scale: float = 1.0) -> Outcome:
     c = conv1d.Conv1d(out_channels=max(s.widths[1], 8), **CONV)
     W, A = conv1d.init(c, s.seed)
-    gen = torch.Generator().manual_seed(s.seed + 1)
     B = s.batch or s.n
-    X = torch.randn(B, c.channels, c.length, generator=gen, dtype=torch.float64)
-    Y = torch.randn(B, c.d_out, generator=gen, dtype=torch.float64)
-    return c, W, A, X, Y, B
-
-
-def _conv_part(s: Setting, m_claimed: int | None = None, rank_scale: float = 1.0) -> Outcome:
-    c, W, A, X, Y, B = _conv_case(s)
-    G, delta, P = conv1d.weight_gradient(c, W, A, X, Y)
+    G, delta, P = conv1d.weight_gradient(c, W, A, *conv1d.signals(c, B, s.seed + 1))
     m = c.patches if m_claimed is None else m_claimed
     return _rank_part(G, delta, P, math.floor(rank_scale * min(*G.shape, B * m)),
                       f"rank of a conv batch gradient, B={B}, m={m}")
@@ -159,99 +131,57 @@ def _conv_part(s: Setting, m_claimed: int | None = None, rank_scale: float = 1.0
 # (b) unrolled tail bound and (c) ε-rank
 
 
-def _unrolled(sv: np.ndarray, decay: float, k_per_step: int, batch: int,
-              bound_scale: float = 1.0) -> tuple[Outcome, dict[str, list[float]]]:
-    """D_{s·k}(W_t) ≤ decay^s ‖W_{t−s}‖ + (accumulated rounding), for every t and s ≤ t with
-    s·k < min(d_out, d_in) (beyond, D = 0 trivially), from the singular values ``sv`` of the
-    iterates W_0..W_T (rows). The series keeps the final t = T."""
-    T, r = sv.shape[0] - 1, sv.shape[1]
-    norms = np.sqrt((sv**2).sum(axis=1))
-    # tails[t, k] = D_k(W_t) = sqrt(Σ_{i>k} σ_i²)
-    tails = np.sqrt(np.cumsum((sv**2)[:, ::-1], axis=1)[:, ::-1])
-    # per-step rounding E_t ≤ (B + STEP_OPS)·eps·(2‖W_t‖ + ‖W_{t+1}‖); cumulative sums
-    step = (batch + STEP_OPS) * EPS * (2 * norms[:-1] + norms[1:])
-    cum = np.concatenate([[0.0], np.cumsum(step)])
-    worst: tuple[float, int, int, float, float] | None = None  # (margin, t, s, D, bound)
-    useful = checked = 0
-    for s in range(1, min(T, (r - 1) // k_per_step) + 1):
-        t = np.arange(s, T + 1)
-        D = tails[t, s * k_per_step]
-        bound = bound_scale * decay**s * norms[t - s]
-        slack = cum[t] - cum[t - s] + max(r, 1) * EPS * norms[t]  # + SVD backward error
-        scale = np.maximum(norms[t], 1e-300)
-        margin = (bound + slack - D) / scale
-        checked += len(t)
-        useful += int((bound < norms[t]).sum())
-        i = int(np.argmin(margin))
-        if worst is None or margin[i] < worst[0]:
-            worst = (float(margin[i]), int(t[i]), s, float(D[i]), float(bound[i] + slack[i]))
-    ks = [s * k_per_step for s in range(1, T + 1) if s * k_per_step < r]
-    series = {"s": [float(s) for s in range(1, len(ks) + 1)],
-              "D": [float(tails[T, k]) for k in ks],
-              "bound": [float(decay**s * norms[T - s]) for s in range(1, len(ks) + 1)]}
-    if worst is None:
-        return Outcome(Verdict.VACUOUS, 0.0, 0.0, math.nan,
-                       "(b) B·m ≥ min(d_out, d_in): D_{Bm} = 0 trivially"), series
-    _, t, s, D, bound = worst
-    out = judge(D, bound, max(float(norms[t]), 1e-300),
-                f"(b) D_{s * k_per_step}(W_t) at t={t}, s={s} (worst of {checked} pairs)",
-                require_certificate=False)
-    if useful == 0 and out.verdict == Verdict.PASS:
-        out = replace(out, verdict=Verdict.VACUOUS,
-                      reason=f"{out.reason}; bound ≥ ‖W_t‖ at every pair (vacuous)")
-    return replace(out, reason=f"{out.reason}; non-trivial at {useful}/{checked}"), series
+def unrolled_part(sv: torch.Tensor, decay: float, rank_per_step: int, batch: int,
+                  bound_scale: float = 1.0) -> tuple[Outcome, dict[str, list[float]]]:
+    """(b) D_{s·k}(W_t) ≤ decay^s ‖W_{t−s}‖ + (accumulated rounding) on every pair (t, s),
+    from the singular values ``sv`` of W_0 … W_T (:func:`verify.measure.iterates.unrolled_tail`);
+    judged at the worst pair. The series keeps the final t = T."""
+    u = iterates.unrolled_tail(sv, decay, rank_per_step, batch)
+    what = f"(b) D_{u.k}(W_t) at t={u.t}, s={u.s}" if u.checked else "(b) D_{sBm}(W_t)"
+    return judge_worst_of(measured=u.D, bound=bound_scale * u.bound, scale=u.scale, what=what,
+                          checked=u.checked, informative=u.informative,
+                          empty="B·m ≥ min(d_out, d_in): D_{Bm} = 0 trivially"), u.series
 
 
-def _eps_rank(sv: np.ndarray, s: Setting, m: int = 1, eps_scale: float = 1.0) -> Outcome:
+def _eps_rank(sv: torch.Tensor, s: Setting, m: int = 1, eps_scale: float = 1.0) -> Outcome:
     B = s.batch or s.n
-    norms = np.sqrt((sv**2).sum(axis=1))
+    norms = spectra.spectrum_tails(sv)[:, 0]
     ell = math.log(2 / TOL)
     d = sv.shape[1]
-    measured = float((sv[-1] / max(norms[-1], 1e-300) > TOL).sum())
+    measured = float(spectra.spectrum_rank(sv[-1], TOL))
+    what = "(c) rank_ε(W_T)"
     if s.lam == 0:
-        return Outcome(Verdict.VACUOUS, measured, math.inf, math.nan, "(c) λ = 0: bound = ∞")
+        return vacuous(what=what, why="λ = 0: bound = ∞", measured=measured, bound=math.inf)
     bound = eps_scale * m * B * ell / (s.lr * s.lam)
     if bound >= d:
-        return Outcome(Verdict.VACUOUS, measured, bound, (bound - measured) / d,
-                       f"(c) rank_ε = {measured:g} ≤ min(d) = {d} ≤ m·B·log(2/ε)/(ηλ) = "
-                       f"{bound:.3g}: vacuous")
+        return vacuous(what=what, why=f"{measured:g} ≤ min(d) = {d} ≤ m·B·log(2/ε)/(ηλ) = "
+                       f"{bound:.3g}", measured=measured, bound=bound, scale=d)
     steps = math.ceil(ell / -math.log1p(-s.lr * s.lam))
     T = len(norms) - 1
     if steps > T:
-        return Outcome(Verdict.INCONCLUSIVE, measured, bound, math.nan,
-                       f"(c) needs s = {steps} unrolled steps, trajectory has T = {T}")
+        return unmet(what=what, why=f"needs s = {steps} unrolled steps, trajectory has T = {T}",
+                     measured=measured, bound=bound)
     if norms[T - steps] > 2 * norms[T]:
-        return Outcome(Verdict.INCONCLUSIVE, measured, bound, math.nan,
-                       f"(c) ‖W_(T−s)‖ = {norms[T - steps]:.3g} > 2‖W_T‖: the heuristic's "
-                       "norm assumption is not met")
-    return judge(measured, float(steps * B * m), float(d), "(c) rank_ε(W_T)",
-                 require_certificate=False)
+        return unmet(what=what, why=f"‖W_(T−s)‖ = {float(norms[T - steps]):.3g} > 2‖W_T‖: the "
+                     "heuristic's norm assumption is not met", measured=measured, bound=bound)
+    return judge(measured, float(steps * B * m), float(d), what, require_certificate=False)
 
 
 # ----------------------------------------------------------------------------------------
 # (e) SGD noise
 
 
-def _noise(s: Setting, params: Params, half: float = 0.5) -> tuple[Outcome, dict[str, float]]:
-    obj = s.objective()
-    full = float(torch.linalg.norm(flat(obj.grad(params))))
-    grads = [flat(sgd.on_batch(obj, idx).grad(params))
-             for idx in sgd.epoch(s.n, s.batch or s.n, s.seed)]
-    norms = [float(torch.linalg.norm(g)) for g in grads]
-    spread = half * max((float(torch.linalg.norm(a - b)) for a in grads for b in grads),
-                       default=0.0)
-    top = max(norms)
-    info = {"full_grad": full, "max_batch_grad": top, "half_max_batch_spread": spread,
-            "batches": len(grads), "ratio_max_batch_to_full": top / full if full else math.inf}
-    if len(grads) == 1:
-        return Outcome(Verdict.VACUOUS, top, full, math.nan,
-                       "(e) B = n: one batch, no SGD noise"), info
-    lower = max(full, spread)
-    # the identities are exact; compare at the rounding level of the gradient norms
-    out = judge(lower, top, max(top, 1e-300), "(e) max(‖∇F‖, ½max‖∇F_b − ∇F_b'‖) ≤ "
-                "max_b‖∇F_b‖", require_certificate=False)
-    return replace(out, reason=f"{out.reason}; max_b‖∇F_b‖/‖∇F‖ = "
-                   f"{info['ratio_max_batch_to_full']:.3g}"), info
+def _noise(s: Setting, params: Params, half: float = 0.5) -> tuple[Outcome, dict[str, Any]]:
+    noise = iterates.sgd_noise(s.objective(), params, sgd.epoch(s.n, s.batch or s.n, s.seed))
+    info = noise.to_json()
+    if len(noise.batch_norms) == 1:
+        return vacuous(what="(e)", why="B = n: one batch, no SGD noise", measured=noise.top,
+                       bound=noise.full), info
+    # the inequality is exact; compare at the rounding level of the gradient norms
+    out = judge(max(noise.full, noise.half_spread * half / 0.5), noise.top,
+                max(noise.top, iterates.TINY),
+                "(e) max(‖∇F‖, ½max‖∇F_b − ∇F_b'‖) ≤ max_b‖∇F_b‖", require_certificate=False)
+    return noted(out, f"max_b‖∇F_b‖/‖∇F‖ = {info['ratio_max_batch_to_full']:.3g}"), info
 
 
 # ----------------------------------------------------------------------------------------
@@ -260,12 +190,12 @@ def _noise(s: Setting, params: Params, half: float = 0.5) -> tuple[Outcome, dict
 
 def check(s: Setting, ctx: Context, parts_wanted: tuple[str, ...] = ("a", "b", "c", "e"),
           claim: Claim = CLAIM) -> Outcome:
-    res, obs = _run(s, ctx)
+    obs = iterates.SpectraObserver(len(s.widths) - 1)
+    res = trajectory(s, ctx, obs)
     if not res.finite:
-        return Outcome(Verdict.INCONCLUSIVE, math.nan, math.nan, math.nan,
-                       f"SGD diverged: {res.stop_reason}")
-    arch = s.architecture()
-    W = weights(arch, res.params)
+        return unmet(what="SGD", why=f"diverged: {res.stop_reason}")
+    W = weights(s.architecture(), res.params)
+    B = s.batch or s.n
     parts: dict[str, Outcome] = {}
     series: dict[str, object] = {}
     if "a" in parts_wanted:
@@ -274,22 +204,18 @@ def check(s: Setting, ctx: Context, parts_wanted: tuple[str, ...] = ("a", "b", "
         parts["(a) conv layer"] = _conv_part(s, claim.conv_m, claim.rank_scale)
     if "b" in parts_wanted:
         for k in range(len(W)):
-            out, ser = _unrolled(obs.layer(k), 1 - s.lr * s.lam, s.batch or s.n,
-                                 s.batch or s.n, claim.bound_scale)
-            parts[f"(b) layer {k + 1}"] = out
-            series[f"unrolled_layer{k + 1}"] = ser
+            parts[f"(b) layer {k + 1}"], series[f"unrolled_layer{k + 1}"] = unrolled_part(
+                obs.layer(k), 1 - s.lr * s.lam, B, B, claim.bound_scale)
     if "c" in parts_wanted:
         for k in range(len(W)):
             parts[f"(c) layer {k + 1}"] = _eps_rank(obs.layer(k), s, eps_scale=claim.eps_scale)
     details: dict[str, object] = {
         "numerical_ranks": [spectra.numerical_rank(w, TOL) for w in W],
         "stable_ranks": [spectra.stable_rank(w) for w in W],
-        "eps_rank_bound": (s.batch or s.n) * math.log(2 / TOL) / (s.lr * s.lam)
-        if s.lam > 0 else math.inf,
+        "eps_rank_bound": B * math.log(2 / TOL) / (s.lr * s.lam) if s.lam > 0 else math.inf,
         "sgd_steps": res.gd_steps, "seconds": res.seconds}
     if "e" in parts_wanted:
-        parts["(e) SGD noise"], info = _noise(s, res.params, claim.noise_half)
-        details["noise"] = info
+        parts["(e) SGD noise"], details["noise"] = _noise(s, res.params, claim.noise_half)
     series["singular_values"] = [spectra.singular_values(w).tolist() for w in W]
     return combine(parts, details, series)
 
@@ -313,45 +239,24 @@ def check_conv_as_dense(s: Setting, ctx: Context) -> Outcome:
 # (d) trends
 
 
-def hidden_ranks(s: Setting, ctx: Context) -> tuple[float, float]:
-    """Mean rank_tol (1e-3) and mean stable rank of the hidden layers W_1..W_{L−1} after
-    SGD (NaN when SGD diverged)."""
-    res = trajectory(s, ctx)
-    if not res.finite:
-        return math.nan, math.nan
-    W = weights(s.architecture(), res.params)[:-1]
-    return (sum(spectra.numerical_rank(w, TOL) for w in W) / len(W),
-            sum(spectra.stable_rank(w) for w in W) / len(W))
-
-
 def trend(s: Setting, ctx: Context, field: str, values: tuple[float, ...], sign: int,
           seeds: int, metrics: tuple[str, ...] = ("rank_tol", "stable_rank"),
           effect: bool = False) -> Outcome:
-    """Spearman ρ between ``field`` and the hidden-layer ranks over ``values`` × ``seeds``;
-    the claim is that ρ has the sign ``sign``. With ``effect`` the claim also needs the
-    mean rank_tol to move by at least one rank unit across the grid: rank is an integer, so
-    a smaller move, however consistent in sign, is not a change of rank."""
-    xs: list[float] = []
-    ys: dict[str, list[float]] = {"rank_tol": [], "stable_rank": []}
-    for v in values:
-        for j in range(seeds):
-            r, sr = hidden_ranks(replace(s, **{field: v}, seed=s.seed + j), ctx)
-            if math.isfinite(r):
-                xs.append(float(v))
-                ys["rank_tol"].append(r)
-                ys["stable_rank"].append(sr)
-    parts = {m: judge_trend(spearman(xs, ys[m], seed=s.seed), sign,
-                            f"(d) {m} vs {field}") for m in metrics}
-    if effect and xs:
-        ends = [float(np.mean([y for x, y in zip(xs, ys["rank_tol"], strict=True) if x == v]
-                              or [math.nan])) for v in (values[0], values[-1])]
+    """Spearman ρ between ``field`` and the hidden-layer ranks over ``values`` × ``seeds``
+    (:func:`verify.measure.grid.run_grid`); the claim is that ρ has the sign ``sign``. With
+    ``effect`` the claim also needs the mean rank_tol to move by at least one rank unit
+    across the grid: rank is an integer, so a smaller move, however consistent in sign, is
+    not a change of rank."""
+    grid = run_grid(s, ctx, field, values, seeds, hidden_ranks)
+    parts = {m: judge_trend(grid.trend(m, seed=s.seed), sign, f"(d) {m} vs {field}")
+             for m in metrics}
+    if effect and grid.x:
+        ends = [grid.mean_at("rank_tol", float(v)) for v in (values[0], values[-1])]
         move = (ends[0] - ends[1]) * (-sign)  # > 0 when the rank moves the claimed way
         parts["effect"] = judge(1.0, move, 1.0, f"(d) one rank unit ≤ mean rank_tol change "
                                 f"across {field} ({ends[0]:.3g} → {ends[1]:.3g})",
                                 require_certificate=False)
-    series = {"x": xs, **ys}
-    return combine(parts, {"field": field, "values": list(values), "seeds": seeds,
-                           "diverged": len(values) * seeds - len(xs)}, series)
+    return combine(parts, grid.details(), grid.series())
 
 
 TREND_SEEDS = 3

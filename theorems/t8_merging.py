@@ -29,7 +29,7 @@ from hypothesis.errors import NoSuchExample
 from verify.claims.scales import Scale
 from verify.claims.strategies import log_uniform
 from verify.claims.theorem import Control, Theorem
-from verify.claims.verdict import Outcome, Verdict, combine, judge
+from verify.claims.verdict import Outcome, Verdict, combine, judge, judge_boundary
 from verify.engine.setting import Context
 from verify.measure.merge import MergeReport, MergeSetting, evaluate
 
@@ -145,19 +145,11 @@ def check_search(search: OverlapSearch, ctx: Context) -> Outcome:
                "boundary_overlap": seen[angle]["overlap"] if angle is not None else None,
                "largest_angle_held_below": max(held, default=None)}
     series = {"overlap_curve": curve}
-    if angle is None:
-        return Outcome(Verdict.PASS, math.nan, 1.0, math.nan,
-                       f"no break found in {len(seen)} angles up to 90°", details=details,
-                       series=series)
-    eps = seen[angle]["overlap"]
-    if angle == 0:
-        return Outcome(Verdict.FAIL, 0.0, 0.0, 0.0,
-                       "the sum is less accurate than the individual nets already at ε = 0 "
-                       "(orthogonal inputs)", details=details, series=series)
-    return Outcome(Verdict.PASS, eps, 1.0, 1.0 - eps,
-                   f"the sum is as accurate as the individual nets at ε = 0 and first loses "
-                   f"accuracy at {angle}° (ε = {eps:.3g}; shrunk by Hypothesis over "
-                   f"{len(seen)} angles)", details=details, series=series)
+    # the claim is made at ε = 0 (orthogonal inputs, angle 0°, where ε is exactly 0)
+    return judge_boundary(first_break=None if angle is None else seen[angle]["overlap"],
+                          claimed=0.0, limit=1.0, name="ε", where=f"at {angle}°",
+                          what="the sum is as accurate as the individual nets",
+                          tried=len(seen), details=details, series=series)
 
 
 def check(s: MergeSetting | OverlapSearch, ctx: Context, claim: Claim = CLAIM) -> Outcome:

@@ -1,4 +1,4 @@
-"""Command line: ``python -m verify {list,run,check,regress,report}``.
+"""Command line: ``python -m verify {list,run,check,regress,report,audit}``.
 
 Exit status: 0 when every theorem behaved as expected (claims hold where their assumptions
 hold, controls get their expected verdicts), 1 when not, 2 for a usage error. A usage error
@@ -14,9 +14,12 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from verify.errors import UsageError
+
+if TYPE_CHECKING:
+    from verify.run.records import CheckRecord
 
 EXIT_OK, EXIT_NOT_AS_EXPECTED, EXIT_USAGE = 0, 1, 2
 
@@ -124,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         "for each claim and its negative controls."),
         epilog="Exit status: 0 all theorems behaved as expected, 1 some did not, 2 usage "
                "error.")
-    sub = p.add_subparsers(dest="command", metavar="{list,run,check,regress,report}")
+    sub = p.add_subparsers(dest="command", metavar="{list,run,check,regress,report,audit}")
     sub.add_parser("list", help="list the registered theorems and their controls")
     r = sub.add_parser("run", help="verify theorems over Hypothesis-drawn settings and write "
                        "a report", description="Draw settings with Hypothesis (seeded), train "
@@ -204,7 +207,43 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="re-render report.md and report.html from DIR/results"
                          ".json", description="Re-render the report of an earlier run.")
     rep.add_argument("dir", type=Path, metavar="DIR")
+    _audit_parser(sub, ACTIVATIONS, KINDS, LOSSES)
     return p
+
+
+def _audit_parser(sub: Any, activations: tuple[str, ...], kinds: tuple[str, ...],
+                  losses: tuple[str, ...]) -> None:
+    au = sub.add_parser("audit", help="audit a trained model file: certificate, per-layer "
+                        "table, the theorems that apply", description="Audit the weights in "
+                        "FILE as they are (no retraining): the stationarity certificate of F = "
+                        "L̂ + (λ/2)Σ‖W‖², one row per weight matrix, and the verdicts of the "
+                        "theorems whose assumptions the model meets. Writes audit.md, "
+                        "audit.html and audit.json to --out.")
+    au.add_argument("file", type=Path, metavar="FILE",
+                    help="a .safetensors file or a state_dict saved with torch.save(model."
+                         "state_dict(), FILE) (read with torch.load(weights_only=True))")
+    au.add_argument("--widths", type=_widths, required=True,
+                    help="d_0,d_1,...,d_L of the MLP (biases: as in FILE), e.g. 64,32,10")
+    au.add_argument("--activation", default="relu", choices=list(activations))
+    au.add_argument("--conv", type=_channels, default=None, metavar="C1,C2,…",
+                    help="a conv net: 3×3 stride-2 padding-1 conv layers with these channels, "
+                         "then a dense head (--widths 3·S²,d_out)")
+    au.add_argument("--data", default="digits", choices=list(kinds),
+                    help="the harness data set the model is judged on (default: digits)")
+    au.add_argument("--n", type=_positive_int("--n"), default=None,
+                    help="samples (default: all of digits/diabetes, else 256)")
+    au.add_argument("--seed", type=_nonneg_int("--seed"), default=0, help="data seed")
+    au.add_argument("--lam", type=_float_in("--lam", 0.0, 1e6), required=True,
+                    help="the weight decay λ it was trained with (λ_eff: torch's weight_decay)")
+    au.add_argument("--loss", default="ce", choices=list(losses))
+    au.add_argument("--reg-bias", action="store_true", help="biases are decayed too")
+    au.add_argument("--tau", type=_float_in("--tau", 0.0, 1.0, lo_open=True), default=1e-6)
+    au.add_argument("--polish", action="store_true",
+                    help="then continue to a certified point and report how far it moved")
+    au.add_argument("--max-seconds", type=_float_in("--max-seconds", 0.0, 1e6, lo_open=True),
+                    default=120.0, help="time budget of --polish (default 120)")
+    au.add_argument("--out", type=Path, default=None,
+                    help="report folder (default: reports/audit/<FILE's name>)")
 
 
 class Progress:
@@ -214,19 +253,18 @@ class Progress:
         self.t0 = time.perf_counter()
         self.stream = stream if stream is not None else sys.stderr
 
-    def __call__(self, rec: dict[str, Any], done: int, total: int) -> None:
+    def __call__(self, rec: CheckRecord, done: int, total: int) -> None:
         el = time.perf_counter() - self.t0
         eta = el / done * (total - done)
-        what = (f"control {rec['name']!r}" if rec["kind"] == "control"
-                else f"example {rec['index']}")
-        cert = rec.get("certificate") or {}
+        what = f"control {rec.name!r}" if rec.name is not None else f"example {rec.index}"
+        cert = dict(rec.certificate or {})
         r = cert.get("max_residual")
         rtxt = f" r={r:.1e}" if isinstance(r, float) and math.isfinite(r) else ""
         flag = ""
-        if rec["kind"] == "control" and not rec.get("as_expected"):
-            flag = f"  (expected {rec['expected']})"
-        print(f"[{done:>3}/{total}] {rec['theorem']} {what:<28} {rec['verdict']:<12}{rtxt}"
-              f"  {rec['seconds']:.1f}s{flag}{_cost_text(cert)}   elapsed {el:.0f}s, "
+        if rec.expected is not None and not rec.as_expected:
+            flag = f"  (expected {rec.expected})"
+        print(f"[{done:>3}/{total}] {rec.theorem} {what:<28} {rec.verdict:<12}{rtxt}"
+              f"  {rec.seconds:.1f}s{flag}{_cost_text(cert)}   elapsed {el:.0f}s, "
               f"~{eta:.0f}s left",
               file=self.stream, flush=True)
 
@@ -255,9 +293,9 @@ def cmd_run(a: argparse.Namespace) -> int:
         command="python -m verify " + " ".join(sys.argv[1:]))
     done = session.run(req, Progress())
     md, html = report.render(done.results, done.out)
-    for e in done.results["theorems"]:
-        mark = "ok " if e["behaved"] else "NOT"
-        print(f"{mark} {e['id']} {e['verdict']:<12} {e['summary']}", file=sys.stderr)
+    for e in done.results.theorems:
+        mark = "ok " if e.behaved else "NOT"
+        print(f"{mark} {e.id} {e.verdict:<12} {e.summary}", file=sys.stderr)
     print(f"verify: report written to {html} and {md} ({done.seconds:.0f}s)", file=sys.stderr)
     if done.interrupted:
         return 130
@@ -329,6 +367,35 @@ def cmd_report(a: argparse.Namespace) -> int:
     return EXIT_OK if results.get("run", {}).get("ok") else EXIT_NOT_AS_EXPECTED
 
 
+def cmd_audit(a: argparse.Namespace) -> int:
+    from verify.audit import Architecture, ConvNet, audit, load_weights
+    from verify.audit.data import harness_dataset
+    from verify.nets.data import image_side
+    from verify.run.executor import pin_threads
+
+    state = load_weights(a.file)
+    if a.conv is not None:
+        side = image_side(a.widths[0])
+        if len(a.widths) != 2 or side is None:
+            raise UsageError("--widths", ",".join(map(str, a.widths)),
+                             "3·S²,d_out for a conv net on S×S RGB images (e.g. 192,10)")
+        arch: Architecture | ConvNet = ConvNet((3, side, side), a.conv, a.widths[-1],
+                                               a.activation)
+    else:
+        arch = Architecture(a.widths, a.activation, bias=any(k.endswith("bias") for k in state))
+    data = harness_dataset(a.data, a.widths, a.loss, a.n, a.seed)
+    pin_threads()
+    out = audit(state, data.X, data.Y, lam=a.lam, loss=a.loss, arch=arch, tau=a.tau,
+                reg_bias=a.reg_bias, name=str(a.file), data_name=data.name)
+    if a.polish:
+        out = out.polish(a.max_seconds)
+    md, html = out.report(a.out or Path("reports/audit") / a.file.stem)
+    print(out.summary())
+    print(f"verify: audit written to {html} and {md}", file=sys.stderr)
+    failed = [c.theorem for c in out.checks if c.verdict == "FAIL"]
+    return EXIT_NOT_AS_EXPECTED if failed else EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
@@ -344,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_check(a)
         if a.command == "regress":
             return cmd_regress(a)
+        if a.command == "audit":
+            return cmd_audit(a)
         return cmd_report(a)
     except UsageError as exc:
         print(f"verify: error: {exc}", file=sys.stderr)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import check_record
 from verify import cli
 from verify.claims.theorem import registry
 from verify.run import runner
@@ -32,7 +33,7 @@ def test_run_writes_results_and_reports(tmp_path: Path,
     err = capsys.readouterr().err
     assert code == 0, err
     res = json.loads((out / "results.json").read_text())
-    assert res["schema"] == 1 and res["run"]["ok"] is True
+    assert res["schema"] == 2 and res["run"]["ok"] is True
     (t1,) = res["theorems"]
     assert t1["id"] == "T1" and t1["verdict"] == "PASS" and len(t1["examples"]) == 2
     assert {c["name"] for c in t1["controls"]} == {"biases", "tanh", "softplus"}
@@ -136,13 +137,14 @@ def test_list_and_check(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_summary_marks_a_misbehaving_control() -> None:
     thm = registry()["T1"]
-    recs = [{"kind": "example", "index": 0, "verdict": "PASS", "seconds": 0.1, "error": None},
-            {"kind": "control", "index": 0, "verdict": "PASS", "expected": "FAIL",
-             "as_expected": False, "seconds": 0.1, "error": None}]
+    recs = [check_record(), check_record(kind="control", verdict="PASS")]
     entry = runner.summarise(thm, recs)
-    assert entry["behaved"] is False and entry["verdict"] == "PASS"
-    recs[1].update(verdict="FAIL", as_expected=True)
-    assert runner.summarise(thm, recs)["behaved"] is True
-    recs[0]["verdict"] = "FAIL"
+    assert entry.behaved is False and entry.verdict == "PASS"
+    recs[1] = check_record(kind="control", verdict="FAIL")
+    assert runner.summarise(thm, recs).behaved is True
+    recs[0] = check_record(verdict="FAIL")
     entry = runner.summarise(thm, recs)
-    assert entry["behaved"] is False and entry["verdict"] == "FAIL"
+    assert entry.behaved is False and entry.verdict == "FAIL"
+    recs[0] = check_record(verdict="INCONCLUSIVE", error="RuntimeError: boom")
+    entry = runner.summarise(thm, recs)
+    assert entry.behaved is False and "1 harness errors" in entry.summary

@@ -130,7 +130,7 @@ def test_damaged_store_is_refused_on_resume(finished_run: Path, tmp_path: Path, 
     if damage == "manifest garbage":
         (copy / rundir.MANIFEST).write_text("{not json")
     elif damage == "manifest schema":
-        (copy / rundir.MANIFEST).write_text(json.dumps({"schema": 2}))
+        (copy / rundir.MANIFEST).write_text(json.dumps({"schema": 99}))
     else:
         lines = (copy / rundir.RECORDS).read_text().splitlines()
         lines[0] = lines[0][: len(lines[0]) // 2]

@@ -14,7 +14,7 @@ import torch
 from verify.engine.certificate import certify
 from verify.engine.ensemble import certify_ensemble, realise_all, train_ensemble
 from verify.engine.setting import Context, Setting, realise
-from verify.engine.train import TrainConfig, train
+from verify.engine.train import TrainConfig, TrainStatus, train
 from verify.errors import UsageError
 from verify.nets import data as D
 from verify.nets.dense import Architecture
@@ -89,11 +89,13 @@ def test_per_network_steps_and_divergence_stop_only_that_network() -> None:
     got = train_ensemble(objs, inits, cfgs)
     for obj, init, cfg, g in zip(objs, inits, cfgs, got, strict=True):
         ref = train(obj, init, cfg)
-        assert (g.gd_steps, g.stop_reason, g.finite) == (ref.gd_steps, ref.stop_reason,
-                                                          ref.finite)
+        assert (g.gd_steps, g.stop_reason, g.status) == (ref.gd_steps, ref.stop_reason,
+                                                          ref.status)
         if ref.finite:
             for a, b in zip(g.params, ref.params, strict=True):
                 assert _rel(a, b) <= 1e-12
+    assert [g.status for g in got] == [TrainStatus.ITERATIONS, TrainStatus.ITERATIONS,
+                                       TrainStatus.DIVERGED, TrainStatus.ITERATIONS]
 
 
 def test_polished_ensemble_is_certified_per_network() -> None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from verify.engine.residual import relative_residual
-from verify.engine.train import TrainConfig, TrainResult, train
+from verify.engine.train import TrainConfig, TrainResult, TrainStatus, train
 from verify.errors import UsageError
 from verify.nets import data as D
 from verify.nets.dense import Architecture
@@ -62,6 +62,7 @@ def test_gd_matches_hand_rolled_loop(reg_bias: bool) -> None:
     assert res.gd_steps == steps and res.lbfgs_iters == 0 and res.continuation_iters == 0
     assert res.optimizer_steps == steps
     assert res.finite and res.stop_reason == "gd steps done" and res.kink_band is None
+    assert res.status is TrainStatus.ITERATIONS
     assert res.trace_steps == (0, 5, 10, 15, 20, 25)
     for t, F in zip(res.trace_steps, res.trace_F, strict=True):
         assert F == float(obj.value(iterates[t]))
@@ -111,8 +112,7 @@ def test_divergence_stops_without_raising() -> None:
     arch = Architecture((3, 6, 2), "relu")
     obj = Objective(arch, D.teacher(8, 3, 2, seed=1), 1e-2)
     res = train(obj, init_params(arch, 0), TrainConfig(lr=1e6, steps=50, record_every=5))
-    assert res.finite is False
-    assert res.stop_reason.startswith("diverged"), res.stop_reason
+    assert res.finite is False and res.status is TrainStatus.DIVERGED, res.stop_reason
     assert "lr=1e+06" in res.stop_reason
     assert res.gd_steps < 50 and res.gd_steps % 5 == 0
     assert res.lbfgs_iters == 0 and res.continuation_iters == 0  # no polishing after it
@@ -123,7 +123,7 @@ def test_time_budget_stops_gd_and_skips_polish() -> None:
     obj, init = _tanh_bias_case()
     res = train(obj, init, TrainConfig(steps=1000, max_seconds=0.0))
     assert res.gd_steps == 1
-    assert res.stop_reason.startswith("time budget"), res.stop_reason
+    assert res.status is TrainStatus.TIME_LIMIT, res.stop_reason
     assert res.finite and res.lbfgs_iters == 0 and "lbfgs+newton" not in res.stages
 
 
@@ -201,6 +201,9 @@ def test_softplus_net_polishes_to_tiny_residual() -> None:
     res = train(obj, init, TrainConfig(lr=0.1, steps=100, target=1e-10, max_seconds=20))
     assert res.finite
     assert relative_residual(obj, res.params) <= 1e-8, res.stop_reason
+    # the status says what the residual says: converged exactly when r ≤ target
+    assert ((res.status is TrainStatus.CONVERGED)
+            == (relative_residual(obj, res.params) <= 1e-10)), (res.status, res.stop_reason)
     assert res.lbfgs_iters > 0 and len(res.trace_steps) >= 2
     assert res.trace_residual[-1] < res.trace_residual[0]
     assert float(obj.value(res.params)) < float(obj.value(init))

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from verify.measure import spectra as M
+from verify.tolerances import gamma
 
 # Bounded finite entries; tiny magnitudes are snapped to 0 so squares never underflow.
 ENTRY = st.floats(-10.0, 10.0, allow_nan=False, allow_infinity=False,
@@ -288,3 +289,44 @@ def test_outside_span_matches_numpy(X: np.ndarray, h: int, seed: int) -> None:
     # rows of W1 inside span(X) (combinations of data points) are not outside it
     inside = rng.standard_normal((h, X.shape[0])) @ X
     assert M.outside_span(_t(inside), P) <= 1e-9 * (1 + np.linalg.norm(inside))
+
+
+# --------------------------------------------------------------- from singular values
+
+
+@given(matrices(), st.sampled_from([1e-3, 1e-2, 0.1, 0.3]))
+@settings(max_examples=25, deadline=None)
+def test_spectrum_tails_and_rank_by_definition(W: np.ndarray, tol: float) -> None:
+    """D_k for every k and rank_tol from given singular values, against numpy sums."""
+    s = np.linalg.svd(W, compute_uv=False)
+    tails = M.spectrum_tails(_t(s))
+    assert tails.shape == (len(s) + 1,) and float(tails[-1]) == 0.0
+    fro = float(np.linalg.norm(s))
+    for k in range(len(s) + 1):
+        ref = math.sqrt(float(np.sum(s[k:] ** 2)))
+        # two sums of ≤ r squares and a square root: within γ_{2r+2} of ‖σ‖² under the root
+        assert abs(float(tails[k]) - ref) <= math.sqrt(gamma(2 * len(s) + 2)) * fro
+    ratio = s / fro if fro > 0 else s
+    assume(np.all(np.abs(ratio - tol) > 1e-9))  # no singular value on the threshold
+    assert int(M.spectrum_rank(_t(s), tol)) == (int((ratio > tol).sum()) if fro > 0 else 0)
+
+
+def test_spectrum_functions_batch_over_rows() -> None:
+    """One row per iterate of a trajectory: each row as on its own, zero rows included."""
+    S = _t(np.array([[3.0, 2.0, 1.0], [1.0, 1e-4, 0.0], [0.0, 0.0, 0.0]]))
+    tails, ranks = M.spectrum_tails(S), M.spectrum_rank(S, 1e-3)
+    for i in range(3):
+        assert torch.equal(tails[i], M.spectrum_tails(S[i]))
+        assert int(ranks[i]) == int(M.spectrum_rank(S[i], 1e-3))
+    assert ranks.tolist() == [3, 1, 0]
+    assert tails[0].tolist() == pytest.approx([math.sqrt(14.0), math.sqrt(5.0), 1.0, 0.0])
+
+
+def test_outer_sum_rank_counts_terms_above_rounding() -> None:
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(3, 7, generator=gen, dtype=torch.float64)
+    b = torch.randn(3, 5, generator=gen, dtype=torch.float64)
+    G = a.T @ b  # Σ_k a_k b_kᵀ: rank 3; rounding leaves σ_4, σ_5 below the level
+    r, level = M.outer_sum_rank(a, b, G)
+    assert r == 3 and 0 < level == M.outer_sum_rank_tol(a, b, G)
+    assert M.outer_sum_rank(a, b, torch.zeros(7, 5, dtype=torch.float64)) == (0, 0.0)

@@ -187,12 +187,12 @@ def test_large_scale_pins_wide_and_conv_networks() -> None:
     from verify.claims.scales import SCALES
     from verify.run.runner import plan
 
-    tasks = plan([t2_alignment.THEOREM, t3_norms.THEOREM], SCALES["large"], 0, 0)
+    tasks = plan([t2_alignment.THEOREM, t3_norms.THEOREM], SCALES["large"], 0, 0, 1e-6)
     pinned = [t.setting for t in tasks if t.kind == "example"]
     assert any(s.widths == (64, 4096, 10) for s in pinned)
     assert any(s.conv == (16, 32) and s.widths == (3072, 10) for s in pinned)
     assert all(s.precision == "tf32" for s in pinned if max(s.widths) >= 3072)
-    quick = plan([t3_norms.THEOREM], SCALES["quick"], 0, 0)
+    quick = plan([t3_norms.THEOREM], SCALES["quick"], 0, 0, 1e-6)
     assert not any(max(t.setting.widths) >= 3072 for t in quick)
 
 

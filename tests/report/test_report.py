@@ -8,24 +8,43 @@ exercised without training anything.
 from __future__ import annotations
 
 import copy
+import html
 import json
 import math
 import os
 import re
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("MPLCONFIGDIR", tempfile.mkdtemp(prefix="mplconfig-"))
 
 import pytest  # after MPLCONFIGDIR is set, before matplotlib loads
+from jsonschema import Draft202012Validator
 
 from verify.errors import UsageError
 from verify.report import render
-from verify.run.results import SCHEMA, load_results, write_results
+from verify.report.document import Block, Figure, texts
+from verify.report.figures import theorem_figures
+from verify.report.html import to_html
+from verify.report.markdown import to_markdown
+from verify.report.sections import document
+from verify.report.values import slugs
+from verify.run.results import (
+    SCHEMA,
+    json_schema,
+    jsonable,
+    load_results,
+    read_results,
+    write_results,
+)
 
 
 def _example(seed: int, margin: float | None, verdict: str, series: bool) -> dict:
+    """Example number ``seed`` of T2 (its index in the list is its seed)."""
     ex = {
+        "id": f"T2/ex/setting{seed}", "theorem": "T2", "kind": "example", "index": seed,
+        "error": None, "series": {},
         "setting": {"widths": [4, 8, 8, 1], "activation": "relu", "lam": 0.01, "n": 16,
                     "seed": seed, "loss": "squared"},
         "verdict": verdict,
@@ -77,6 +96,7 @@ def make_results() -> dict:
             "command": "python -m verify run --scale quick", "git_commit": None,
             "versions": {"python": "3.11.7", "torch": "2.13.0", "numpy": "2.4.6"},
             "platform": "Linux-test", "threads": 1, "ok": False, "interrupted": True,
+            "tau": 1e-6, "workers": 2, "scheduler": None, "resumed_records": 0,
         },
         "theorems": [
             {
@@ -90,7 +110,10 @@ def make_results() -> dict:
                 "seconds": float("inf"),
                 "notes": ["constants are not encoded"],
                 "examples": [_example(0, 0.99, "PASS", series=True), no_series, bad],
+                "plots": [],
                 "controls": [{
+                    "id": "T2/control/tanh_control", "theorem": "T2", "kind": "control",
+                    "index": 0, "pinned": False, "error": None,
                     "name": "tanh_control", "description": "tanh activation (not homogeneous)",
                     "expected": "FAIL", "verdict": "FAIL", "as_expected": True,
                     "setting": {"widths": [4, 8, 1], "activation": "tanh"},
@@ -101,10 +124,11 @@ def make_results() -> dict:
                 }],
             },
             {
-                "id": "T7", "title": "Empty theorem", "source": None, "statement": None,
+                "id": "T7", "title": "Empty theorem", "source": "", "statement": "",
                 "statement_latex": r"\notacommand{x}", "verdict": "VACUOUS", "behaved": True,
-                "summary": None, "counts": None, "seconds": None, "notes": [],
-                "examples": [], "controls": [],
+                "summary": "", "counts": {"PASS": 0, "FAIL": 0, "INCONCLUSIVE": 0, "VACUOUS": 0},
+                "seconds": None, "notes": [], "assumptions": [], "examples": [], "controls": [],
+                "plots": [],
             },
         ],
     }
@@ -136,6 +160,18 @@ def test_round_trip_replaces_non_finite_with_null(results: dict, tmp_path: Path)
     original["theorems"][0]["examples"][2]["measured"] = None
     assert loaded == original
     assert not [p for p in tmp_path.iterdir() if p.name != "results.json"], "temp file left"
+
+
+def test_fixture_is_a_valid_results_file(results: dict, tmp_path: Path) -> None:
+    """The synthetic run is what a real run writes: valid under the published schema and
+    readable as typed records."""
+    errors = [e.message for e in Draft202012Validator(json_schema()).iter_errors(
+        jsonable(results))]
+    assert errors == []
+    write_results(results, tmp_path)
+    typed = read_results(tmp_path)
+    assert [t.id for t in typed.theorems] == ["T2", "T7"]
+    assert typed.theorems[0].controls[0].as_expected is True
 
 
 def test_write_results_refuses_other_schema(results: dict, tmp_path: Path) -> None:
@@ -217,7 +253,10 @@ def test_examples_sorted_worst_first(rendered: tuple[Path, Path]) -> None:
 
 
 def test_render_tolerates_sparse_results(tmp_path: Path) -> None:
-    sparse = {"schema": SCHEMA, "theorems": [{"id": "T0", "examples": [{}], "controls": [{}]}]}
+    sparse = {"schema": SCHEMA, "theorems": [
+        {"id": "T0", "examples": [{}], "controls": [{}]},
+        {"id": "T1", "source": None, "statement": None, "summary": None, "counts": None,
+         "seconds": None, "examples": None, "controls": "?", "plots": [{"kind": 3}, 7]}]}
     md, html_path = render(sparse, tmp_path)
     assert "T0" in md.read_text(encoding="utf-8")
     assert "Status" in html_path.read_text(encoding="utf-8")
@@ -262,3 +301,36 @@ def test_training_cost_table_lists_networks_largest_first(rendered: tuple[Path, 
     # seed 1 (2000 parameters, 0.025 s/step) before seed 0 (1000, 0.0125)
     assert table.index("| 2000 |") < table.index("| 1000 |")
     assert table.index("0.025") < table.index("0.0125")
+
+
+def _plain(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _missing(blocks: list[Block], md: str, page: str) -> list[str]:
+    """Texts of the document absent from the Markdown or the HTML (as a reader sees them:
+    Markdown escapes removed; HTML tags removed, image alt texts kept, entities decoded)."""
+    md_text = _plain(re.sub(r"\\([\\`*|<])", r"\1", md))
+    page = re.sub(r'<img alt="([^"]*)"[^>]*>', r" \1 ", page)
+    html_text = _plain(html.unescape(re.sub(r"<[^>]+>", " ", page)))
+    return [t for t in texts(blocks)
+            if _plain(t) not in md_text or _plain(t) not in html_text]
+
+
+def test_markdown_and_html_say_the_same_thing() -> None:
+    """One document model, two renderers: every text and number of the document appears in
+    both views (including a figure that failed and a formula mathtext cannot typeset)."""
+    data = jsonable(make_results())
+    theorems = data["theorems"]
+    figures = {slug: [replace(f, path=f"figures/{slug}_{f.kind}.png") if f.png else f
+                      for f in theorem_figures(th)]
+               for th, slug in zip(theorems, slugs(theorems), strict=True)}
+    figures["T7"] = [Figure("spectra", "Singular value spectra", "", error="ValueError: x<0")]
+    blocks = document(data, figures)
+    every = list(texts(blocks))
+    assert len(every) > 200 and "1.2e-12" in every and "tanh_control" in every
+    assert "figure spectra could not be drawn: ValueError: x<0" in every
+    md, page = to_markdown(blocks), to_html(blocks)
+    assert _missing(blocks, md, page) == []
+    # the comparison sees a renderer that drops a block
+    assert _missing(blocks, md, to_html(blocks[:-1])) == list(texts(blocks[-1:]))

@@ -41,7 +41,9 @@ def test_a_broken_measure_is_a_regression(tmp_path: Path, monkeypatch: pytest.Mo
     code = cli.main(["regress", str(out), "--baseline", str(BASELINE), "--partial"])
     text = capsys.readouterr().out
     assert code == 1
-    assert "| T0 | example 0 | claim held, now fails |" in text
+    first = load_results(out)["theorems"][0]["examples"][0]
+    assert first["index"] == 0 and first["id"].startswith("T0/ex/")
+    assert f"| T0 | {first['id']} | claim held, now fails |" in text
     assert "measured value moved" in text
     # the diff also lands in the run's report
     assert "Regression against" in (out / "report.html").read_text()
@@ -52,16 +54,22 @@ def test_compare_flags_each_kind_of_change(subset_run: Path) -> None:
     assert regression.compare(base, base) == []
     now = copy.deepcopy(base)
     t1 = now["theorems"]["T1"]
-    t1["controls"]["tanh"]["verdict"] = "PASS"
-    t1["examples"]["0"]["verdict"] = "INCONCLUSIVE"
-    t1["examples"]["1"]["measured"] = 1.0
-    t1["examples"]["2"]["setting"] = "something else"
+    ex = list(t1["examples"])  # stable ids, T1/ex/<setting key>
+    assert all(i.startswith("T1/ex/") for i in ex) and len(set(ex)) == len(ex) >= 4
+    t1["controls"]["T1/control/tanh"]["verdict"] = "PASS"
+    t1["examples"][ex[0]]["verdict"] = "INCONCLUSIVE"
+    t1["examples"][ex[1]]["measured"] = 1.0
+    t1["examples"][ex[2]]["setting"] = "something else"
+    t1["examples"]["T1/ex/another"] = t1["examples"].pop(ex[3])  # its setting changed
     rows = regression.compare(base, now)
     whats = {(r["entry"], r["what"]) for r in rows}
-    assert ("control tanh", "control no longer gets its expected verdict") in whats
-    assert ("example 0", "turned INCONCLUSIVE") in whats
-    assert ("example 1", "measured value moved") in whats
-    assert ("example 2", "setting changed (re-accept the baseline)") in whats
+    assert ("T1/control/tanh", "control no longer gets its expected verdict") in whats
+    assert (ex[0], "turned INCONCLUSIVE") in whats
+    assert (ex[1], "measured value moved") in whats
+    assert (ex[2], "setting changed (re-accept the baseline)") in whats
+    assert (ex[3], "missing") in whats
+    assert ("T1/ex/another", "new example, not in the baseline") in whats
+    assert len(rows) == 6
     del now["theorems"]["T0"]
     assert any(r["what"] == "not run" for r in regression.compare(base, now))
     assert not any(r["what"] == "not run" for r in regression.compare(base, now, partial=True))

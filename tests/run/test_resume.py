@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import check_record
 from verify import cli
 from verify.run import rundir
 from verify.run.results import without_timing
@@ -61,8 +62,10 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
     assert f"resuming {out}: {done_before} of {total}" in p.stderr
     lines = [json.loads(x) for x in records.read_text().splitlines()]
-    keys = [rundir.record_key(r) for r in lines]
+    keys = [r["id"] for r in lines]
     assert len(keys) == total and len(set(keys)) == total  # nothing lost, none duplicated
+    assert set(keys) == {json.loads(x)["id"] for x in (ref / rundir.RECORDS).read_text()
+                         .splitlines()}  # the same stable ids as the uninterrupted run
     assert (without_timing(_results(out)["theorems"])
             == without_timing(_results(ref)["theorems"]))
     # re-checks read trained networks from the cache instead of retraining
@@ -70,18 +73,21 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
 
 
 def test_torn_last_line_is_repaired(tmp_path: Path) -> None:
-    rec = {"theorem": "T1", "kind": "example", "index": 0, "verdict": "PASS"}
+    rec = check_record().to_json()
     path = tmp_path / rundir.RECORDS
-    path.write_text(json.dumps(rec) + "\n" + json.dumps({**rec, "index": 1})[:17])
-    assert [rundir.record_key(r) for r in rundir.read_records(tmp_path)] == [("T1", "example", 0)]
+    path.write_text(json.dumps(rec) + "\n" + json.dumps(check_record(index=1).to_json())[:17])
+    assert [r.id for r in rundir.read_records(tmp_path)] == [rec["id"]]
+    assert rundir.read_records(tmp_path) == [check_record()]  # read back equal, typed
     assert path.read_text() == json.dumps(rec) + "\n"
     path.write_text(json.dumps(rec) + "\n" + json.dumps(rec) + "\n")  # a repeat is dropped
     assert len(rundir.read_records(tmp_path)) == 1
 
 
-def test_corrupt_record_in_the_middle_is_refused(tmp_path: Path) -> None:
-    rec = json.dumps({"theorem": "T1", "kind": "example", "index": 0})
-    (tmp_path / rundir.RECORDS).write_text(rec + "\n{garbage\n" + rec + "\n")
+@pytest.mark.parametrize("bad", ["{garbage", json.dumps({"id": "T1/ex/s0"}),
+                                 json.dumps({**check_record().to_json(), "verdict": "MAYBE"})])
+def test_corrupt_record_in_the_middle_is_refused(tmp_path: Path, bad: str) -> None:
+    rec = json.dumps(check_record().to_json())
+    (tmp_path / rundir.RECORDS).write_text(rec + "\n" + bad + "\n" + rec + "\n")
     before = (tmp_path / rundir.RECORDS).read_bytes()
     with pytest.raises(cli.UsageError, match="line 2"):
         rundir.read_records(tmp_path)

@@ -8,6 +8,7 @@ chosen inside the stable region of full-batch GD for these He-initialised nets.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypedDict
 
 from hypothesis import strategies as st
 
@@ -70,4 +71,12 @@ def image_convnet(activation: str, side: int = 32, channels: tuple[int, ...] = (
                    precision="tf32")
 
 
-SMALL_CONVNET = {"side": 8, "channels": (4, 6), "n": 24}
+class ConvNetSize(TypedDict):
+    """Keyword arguments of :func:`image_convnet` that size the net."""
+
+    side: int
+    channels: tuple[int, ...]
+    n: int
+
+
+SMALL_CONVNET: ConvNetSize = {"side": 8, "channels": (4, 6), "n": 24}

@@ -6,6 +6,12 @@ settings for a given scale, the check (setting → :class:`~verify.claims.verdic
 paper's own settings pinned as examples, and its negative controls — settings outside the
 assumptions with the verdict the harness must report for them. Registering a theorem is
 adding its module name to ``theorems.MODULES``.
+
+A theorem that can be judged on weights it did not train itself (a user's model,
+:mod:`verify.audit`) also names ``applies`` — whether a network and objective meet its
+assumptions, and if not why — and ``assess``, its claim on a given :class:`Trained` network
+(certificate included), so that ``check(s, ctx)`` is ``assess`` of the network ``s``
+realises.
 """
 
 from __future__ import annotations
@@ -19,10 +25,35 @@ from hypothesis import strategies as st
 
 from verify.claims.scales import Scale
 from verify.claims.verdict import Outcome, Verdict
-from verify.engine.setting import Context
+from verify.engine.setting import Context, Trained
 from verify.errors import require
+from verify.nets.activations import HOMOGENEOUS
+from verify.nets.network import Network
+from verify.nets.objective import Objective
 
 Check = Callable[[Any, Context], Outcome]
+Assess = Callable[[Trained], Outcome]
+# None: the network and objective meet the theorem's assumptions; else the reason they do not
+Applies = Callable[[Network, Objective], str | None]
+
+
+def _no_assumptions(arch: Network, obj: Objective) -> str | None:
+    return None
+
+
+def not_homogeneous(arch: Network) -> str | None:
+    """None for a homogeneous network (bias-free, σ positively 1-homogeneous, no skip
+    connections: THEOREMS.md "Notation"), else why it is not, in one phrase."""
+    if arch.homogeneous:
+        return None
+    why = []
+    if arch.bias:
+        why.append("it has biases")
+    if arch.residual:
+        why.append("it has skip connections")
+    if arch.activation not in HOMOGENEOUS:
+        why.append(f"σ = {arch.activation} is not positively 1-homogeneous")
+    return "not a homogeneous network: " + ", ".join(why)
 
 
 @dataclass(frozen=True)
@@ -57,6 +88,9 @@ class Theorem:
     notes: tuple[str, ...] = ()
     # theorem-level figures from the finished records (see verify.report.PLOT_SPEC)
     plots: Callable[[list[dict], list[dict]], list[dict]] = lambda examples, controls: []
+    # judging given weights (verify.audit): None = the theorem is judged on its own settings only
+    assess: Assess | None = None
+    applies: Applies = _no_assumptions
 
 
 # The built-in theorems live in the ``theorems`` package, one layer above this one: they are

@@ -4,6 +4,15 @@ PASS — the claim holds with margin; FAIL — violated beyond the tolerance the
 allows; INCONCLUSIVE — assumptions not met (not stationary, diverged, kink stall);
 VACUOUS — the bound holds but is no better than the trivial one. Every outcome carries the
 measured value, the bound and the margin (bound − measured)/scale.
+
+This module is where a verdict is decided; theorems never build an :class:`Outcome` by hand.
+Rules: :func:`judge` (measured ≤ bound), :func:`judge_at_least` (measured ≥ bound),
+:func:`judge_any_point` (a bound valid at any θ; PASS needs the certificate),
+:func:`judge_worst_of` (the worst of many instances, k of m non-trivial),
+:func:`judge_underestimated` (a bound at an estimate that underestimates it: never FAIL),
+:func:`judge_boundary` (where a searched claim first breaks), :func:`judge_trend` (the sign
+of a Spearman ρ); :func:`unmet` and :func:`vacuous` when an assumption is not met or the
+claim says nothing, :func:`combine` and :func:`overall` to put parts together.
 """
 
 from __future__ import annotations
@@ -166,3 +175,155 @@ def judge_trend(t: Trend, sign: int, what: str) -> Outcome:
     if sign * far < 0:
         return Outcome(Verdict.FAIL, t.rho, 0.0, m, f"{desc}: the opposite sign")
     return Outcome(Verdict.INCONCLUSIVE, t.rho, 0.0, m, f"{desc}: contains 0")
+
+
+# ----------------------------------------------------------------------------------------
+# Further rules. A theorem never builds an Outcome by hand: every verdict it reports comes
+# from one of the rules above or below, so that margins, rounding and wording are decided
+# in one place. Each rule is keyword-only and tested for every verdict it can return
+# (tests/claims/test_verdict_rules.py).
+
+
+def unmet(*, what: str, why: str, measured: float = math.nan, bound: float = math.nan,
+          details: Mapping[str, Any] | None = None) -> Outcome:
+    """INCONCLUSIVE: an assumption of the claim is not met (training diverged, too short a
+    trajectory, too few certified networks), so nothing is compared; margin NaN."""
+    return Outcome(Verdict.INCONCLUSIVE, measured, bound, math.nan, f"{what}: {why}",
+                   details=dict(details or {}))
+
+
+def vacuous(*, what: str, why: str, measured: float = math.nan, bound: float = math.nan,
+            scale: float = math.nan, details: Mapping[str, Any] | None = None) -> Outcome:
+    """VACUOUS: the claim says nothing here, known before comparing (an infinite bound at
+    λ = 0, a bound at least the trivial one, a collapsed network, a single batch). The margin
+    is (bound − measured)/scale when both are finite, else NaN."""
+    return Outcome(Verdict.VACUOUS, measured, bound, margin(measured, bound, scale),
+                   f"{what}: {why}", details=dict(details or {}))
+
+
+def noted(out: Outcome, note: str) -> Outcome:
+    """The same outcome (verdict, values) with ``note`` added to its reason."""
+    return replace(out, reason=f"{out.reason}; {note}")
+
+
+def judge_at_least(*, measured: float, bound: float, scale: float, what: str,
+                   certificate: Certificate | None = None, require_certificate: bool = True,
+                   trivial: float | None = None) -> Outcome:
+    """Outcome of the claim ``measured ≥ bound``: :func:`judge` with the inequality the
+    other way round. Margin (measured − bound)/scale.
+
+    VACUOUS at a collapsed stationary point, INCONCLUSIVE when a required certificate is
+    not met or a value is not finite, FAIL when measured < bound − ROUNDING·scale, VACUOUS
+    when the lower bound is no better than the ``trivial`` one (bound ≤ trivial), else PASS.
+    """
+    m = margin(bound, measured, scale)
+    if require_certificate and certificate is not None and certificate.collapsed:
+        return Outcome(Verdict.VACUOUS, measured, bound, m,
+                       f"{what}: trivial stationary point (a layer collapsed to 0)",
+                       certificate)
+    if require_certificate and certificate is not None and not certificate.certified:
+        return Outcome(Verdict.INCONCLUSIVE, measured, bound, m,
+                       f"{what}: not certified ({certificate.reason})", certificate)
+    if not (math.isfinite(measured) and math.isfinite(bound)):
+        return Outcome(Verdict.INCONCLUSIVE, measured, bound, m,
+                       f"{what}: non-finite value (measured {measured}, bound {bound})",
+                       certificate)
+    if measured < bound - ROUNDING * scale:
+        return Outcome(Verdict.FAIL, measured, bound, m,
+                       f"{what}: {measured:.3g} < bound {bound:.3g}", certificate)
+    if trivial is not None and bound <= trivial:
+        return Outcome(Verdict.VACUOUS, measured, bound, m,
+                       f"{what}: holds but the bound {bound:.3g} ≤ trivial {trivial:.3g}",
+                       certificate)
+    return Outcome(Verdict.PASS, measured, bound, m,
+                   f"{what}: {measured:.3g} ≥ {bound:.3g}", certificate)
+
+
+def judge_any_point(*, measured: float, bound: float, scale: float, what: str,
+                    certificate: Certificate | None, trivial: float | None = None) -> Outcome:
+    """``measured ≤ bound`` for a bound that holds at ANY parameters (an identity plus the
+    residual, e.g. T6's D_K bound), while the claim is about the stationary point: a FAIL or
+    a VACUOUS bound needs no certificate, an informative PASS does (INCONCLUSIVE when the
+    certificate is not met, VACUOUS at a collapsed point). Otherwise as :func:`judge`."""
+    out = judge(measured, bound, scale, what, certificate=certificate,
+                require_certificate=False, trivial=trivial)
+    if out.verdict != Verdict.PASS:
+        return out
+    return judge(measured, bound, scale, what, certificate=certificate, trivial=trivial)
+
+
+def judge_worst_of(*, measured: float, bound: float, scale: float, what: str, checked: int,
+                   informative: int, empty: str = "nothing to check") -> Outcome:
+    """``measured ≤ bound`` at the worst of ``checked`` instances of one bound (e.g. T5(b),
+    every pair (t, s) of a trajectory), of which ``informative`` have a bound below the
+    trivial one. ``measured``, ``bound``, ``scale`` belong to the worst instance.
+
+    VACUOUS when nothing was checked (the reason ``empty``; margin NaN); otherwise as
+    :func:`judge` without certificate — FAIL, INCONCLUSIVE (non-finite), PASS — except that
+    a PASS with no informative instance is VACUOUS. The reason says k/m non-trivial.
+    """
+    if checked == 0:
+        return Outcome(Verdict.VACUOUS, measured, bound, math.nan, f"{what}: {empty}")
+    out = judge(measured, bound, scale, f"{what} (worst of {checked})",
+                require_certificate=False)
+    if out.verdict == Verdict.PASS and informative == 0:
+        out = replace(out, verdict=Verdict.VACUOUS,
+                      reason=f"{out.reason}; the bound is trivial at every instance")
+    return noted(out, f"non-trivial at {informative}/{checked}")
+
+
+def judge_underestimated(*, measured: float, bound: float, scale: float, what: str,
+                         trivial: float, estimate: str = "the estimate") -> Outcome:
+    """``measured ≤ bound`` where ``bound`` is evaluated at an estimate that can only
+    underestimate the true bound (T7: ε̂, a maximum over sampled batches, ≤ ε, the maximum
+    over all batches). Holding at the estimate proves the claim; failing there does not
+    refute it.
+
+    VACUOUS when bound ≥ ``trivial`` (also an infinite bound); INCONCLUSIVE when a value is
+    not finite or measured > bound + ROUNDING·scale; PASS otherwise. Never FAIL.
+    """
+    m = margin(measured, bound, scale)
+    if bound >= trivial:
+        return Outcome(Verdict.VACUOUS, measured, bound, m,
+                       f"{what}: bound = {bound:.3g} ≥ trivial {trivial:.3g} (vacuous)")
+    if not (math.isfinite(measured) and math.isfinite(bound)):
+        return Outcome(Verdict.INCONCLUSIVE, measured, bound, m,
+                       f"{what}: non-finite value (measured {measured}, bound {bound})")
+    if measured <= bound + ROUNDING * scale:
+        return Outcome(Verdict.PASS, measured, bound, m, f"{what}: {measured:.3g} ≤ {bound:.3g}")
+    return Outcome(Verdict.INCONCLUSIVE, measured, bound, m,
+                   f"{what}: {measured:.3g} > bound {bound:.3g} at {estimate}, which "
+                   "underestimates the bound: not a refutation")
+
+
+def judge_boundary(*, first_break: float | None, claimed: float, limit: float, what: str,
+                   tried: int, name: str = "x", where: str = "",
+                   details: Mapping[str, Any] | None = None,
+                   series: Mapping[str, Any] | None = None) -> Outcome:
+    """A search for the smallest value in [0, ``limit``] of a parameter (T8: the overlap ε)
+    at which a claim breaks, where the claim covers values ≤ ``claimed``.
+
+    FAIL when the first break lies inside the claimed range (first_break ≤ claimed +
+    ROUNDING·limit); INCONCLUSIVE when it is not finite; PASS when no break was found in
+    ``tried`` tries (measured NaN) or it lies beyond — then measured = first_break, bound =
+    limit, margin = (limit − first_break)/limit: how much of the range held. ``name`` is the
+    parameter's symbol, ``where`` says where the break was found (e.g. the angle).
+    """
+    info, ser = dict(details or {}), dict(series or {})
+    at = f" {where}" if where else ""
+    if first_break is None:
+        return Outcome(Verdict.PASS, math.nan, limit, math.nan,
+                       f"{what}: no break found in {tried} tries up to {name} = {limit:g}",
+                       details=info, series=ser)
+    if not math.isfinite(first_break):
+        return Outcome(Verdict.INCONCLUSIVE, first_break, limit, math.nan,
+                       f"{what}: the first break{at} is not finite ({first_break})",
+                       details=info, series=ser)
+    if first_break <= claimed + ROUNDING * limit:
+        return Outcome(Verdict.FAIL, first_break, claimed, margin(first_break, claimed, limit),
+                       f"{what}: breaks{at} at {name} = {first_break:.3g}, inside the claimed "
+                       f"range {name} ≤ {claimed:g}", details=info, series=ser)
+    return Outcome(Verdict.PASS, first_break, limit, margin(first_break, limit, limit),
+                   f"{what}: holds at {name} ≤ {claimed:g} and first breaks{at} at "
+                   f"{name} = {first_break:.3g} (found over {tried} tries)", details=info,
+                   series=ser)

@@ -96,7 +96,8 @@ def min_hessian_eigenvalue(obj: Objective, params: Params,
 
     def hvp(v: np.ndarray) -> np.ndarray:
         vt = torch.as_tensor(np.ravel(v), dtype=theta.dtype, device=theta.device)
-        _, out = torch.func.jvp(torch.func.grad(F), (theta,), (vt,))
+        # torch annotates jvp as a 2- or 3-tuple (no overload on has_aux): 2 without aux
+        _, out = torch.func.jvp(torch.func.grad(F), (theta,), (vt,))  # type: ignore[misc]
         return out.cpu().numpy()
 
     op = LinearOperator((P, P), matvec=hvp, dtype=np.float64)

@@ -44,11 +44,13 @@ from torch import Tensor
 
 from verify.engine.certificate import Certificate, certify
 from verify.engine.setting import Context, Setting, Trained, is_cached, realise, store
+from verify.engine.status import TrainStatus
 from verify.engine.train import TrainConfig, TrainResult, train
-from verify.errors import require
+from verify.errors import UsageError, require
 from verify.nets.activations import Params, sigma
 from verify.nets.data import check_finite
 from verify.nets.dense import Architecture
+from verify.nets.network import Network
 from verify.nets.objective import Objective
 
 Trace = list[tuple[int, float, float]]
@@ -62,6 +64,15 @@ def stack(params: Sequence[Params]) -> Params:
 def unstack(stacked: Params, i: int) -> Params:
     """θ_i out of the stacked Θ (contiguous copies, so later steps cannot alias it)."""
     return tuple(t[i].clone() for t in stacked)
+
+
+def _dense(arch: Network) -> Architecture:
+    """``arch`` as a dense MLP: an ensemble batches dense layers only (conv nets are trained
+    one at a time, see :func:`_batchable`)."""
+    if not isinstance(arch, Architecture):
+        raise UsageError("architecture of an ensemble", arch,
+                         "a dense MLP (conv nets have no batched forward)")
+    return arch
 
 
 def _check_compatible(objectives: Sequence[Objective], inits: Sequence[Params]) -> Architecture:
@@ -85,7 +96,7 @@ def _check_compatible(objectives: Sequence[Objective], inits: Sequence[Params]) 
         shapes = [tuple(p.shape) for p in inits[i]]
         require(shapes == [tuple(s) for s in first.arch.shapes()], f"init of network {i}",
                 shapes, f"the shapes {first.arch.shapes()}")
-    return first.arch
+    return _dense(first.arch)
 
 
 def batched_forward(arch: Architecture, stacked: Params, X: Tensor) -> Tensor:
@@ -146,8 +157,8 @@ class Ensemble:
         first = self.objectives[0]
         require(chunk is None or (isinstance(chunk, int) and chunk >= 1), "chunk", chunk,
                 "None or a positive integer")
-        self.chunk = chunk or default_chunk(first.arch, first.data.n)
-        self.arch = first.arch
+        self.arch = _dense(first.arch)
+        self.chunk = chunk or default_chunk(self.arch, first.data.n)
         self.loss_kind = first.data.loss
         self.reg_bias = first.reg_bias
         self.X = torch.stack([o.data.X for o in self.objectives])
@@ -219,9 +230,10 @@ def _configs(n: int, cfgs: TrainConfig | Sequence[TrainConfig] | None,
 
 def gd_ensemble(objectives: Sequence[Objective], inits: Sequence[Params],
                 cfgs: Sequence[TrainConfig], deadline: float, chunk: int | None = None
-                ) -> tuple[list[Params], list[int], list[str], list[Trace]]:
-    """The batched GD phase: for every network its parameters, steps taken, stop reason and
-    trace (step, F, r) recorded at the same steps as :func:`verify.engine.train.train`.
+                ) -> tuple[list[Params], list[int], list[str], list[TrainStatus], list[Trace]]:
+    """The batched GD phase: for every network its parameters, steps taken, stop reason,
+    stop status and trace (step, F, r) recorded at the same steps as
+    :func:`verify.engine.train.train`.
 
     A network stops on its own: after its ``cfg.steps`` steps, or when F_i turns non-finite
     (then it keeps the iterate at which that was seen, as ``train`` does); the others go on.
@@ -236,6 +248,7 @@ def gd_ensemble(objectives: Sequence[Objective], inits: Sequence[Params],
     every = [c.record_every for c in cfgs]
     traces: list[Trace] = [[] for _ in range(K)]
     reasons = [""] * K
+    statuses = [TrainStatus.ITERATIONS] * K
     done = [c.steps == 0 for c in cfgs]
     taken = [0] * K
     horizon = max(c.steps for c in cfgs)
@@ -260,6 +273,7 @@ def gd_ensemble(objectives: Sequence[Objective], inits: Sequence[Params],
                     if not math.isfinite(Fl[i]):
                         reasons[i] = (f"diverged: non-finite F at GD step {t} "
                                       f"(lr={cfgs[i].lr:g})")
+                        statuses[i] = TrainStatus.DIVERGED
                         done[i] = True
                         continue
                     traces[i].append((t, Fl[i], rl[i]))
@@ -273,6 +287,7 @@ def gd_ensemble(objectives: Sequence[Objective], inits: Sequence[Params],
             for i in range(K):
                 if not reasons[i]:
                     reasons[i] = f"time budget {cfgs[i].max_seconds:g}s spent during GD"
+                    statuses[i] = TrainStatus.TIME_LIMIT
             break
         new = []
         for p, gi in zip(ps, g, strict=True):
@@ -285,7 +300,7 @@ def gd_ensemble(objectives: Sequence[Objective], inits: Sequence[Params],
                 taken[i] = t + 1
     for i in range(K):
         reasons[i] = reasons[i] or "gd steps done"
-    return [unstack(ps, i) for i in range(K)], taken, reasons, traces
+    return [unstack(ps, i) for i in range(K)], taken, reasons, statuses, traces
 
 
 def train_ensemble(objectives: Sequence[Objective], inits: Sequence[Params],
@@ -312,16 +327,17 @@ def train_ensemble(objectives: Sequence[Objective], inits: Sequence[Params],
         check_finite(obj.data.X, obj.data.Y, obj.data.name)
     t0 = time.perf_counter()
     deadline = t0 + min(c.max_seconds for c in cfg_list)
-    params, taken, reasons, traces = gd_ensemble(objectives, inits, cfg_list, deadline, chunk)
+    params, taken, reasons, statuses, traces = gd_ensemble(objectives, inits, cfg_list,
+                                                           deadline, chunk)
     gd_seconds = time.perf_counter() - t0
     out = []
     for i, (obj, init, cfg) in enumerate(zip(objectives, inits, cfg_list, strict=True)):
         trace = list(traces[i])
-        finite = not reasons[i].startswith("diverged")
+        finite = statuses[i] is not TrainStatus.DIVERGED
         res = TrainResult(
             params=params[i], initial=tuple(init), trace_steps=(), trace_F=(),
             trace_residual=(), gd_steps=taken[i], lbfgs_iters=0, continuation_iters=0,
-            stop_reason=reasons[i], seconds=gd_seconds, finite=finite,
+            stop_reason=reasons[i], seconds=gd_seconds, status=statuses[i],
             stages={"gd": gd_seconds})
         left = cfg.max_seconds - gd_seconds
         if finite and cfg.polish and obj.lam > 0 and left > 0:
@@ -332,7 +348,7 @@ def train_ensemble(objectives: Sequence[Objective], inits: Sequence[Params],
             res = replace(res, params=pol.params, lbfgs_iters=pol.lbfgs_iters,
                           continuation_iters=pol.continuation_iters,
                           stop_reason=pol.stop_reason, seconds=gd_seconds + pol.seconds,
-                          finite=pol.finite, stages={"gd": gd_seconds, **{
+                          status=pol.status, stages={"gd": gd_seconds, **{
                               k: v for k, v in pol.stages.items() if k != "gd"}},
                           kink_band=pol.kink_band, slopes=pol.slopes)
         out.append(replace(res, trace_steps=tuple(s for s, _, _ in trace),

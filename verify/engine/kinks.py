@@ -25,22 +25,25 @@ from verify.engine.residual import (
     smoothing_slopes,
     stationarity,
 )
+from verify.engine.status import TrainStatus
 from verify.nets.activations import KinkSlopes, Params, sigma_slope_range
 from verify.nets.dense import forward_internals
 from verify.nets.objective import Objective, flat, unflat
 
 DENSE_LIMIT = 3000  # unknowns (parameters + kinks) for the dense kink Newton solve
+BETAS = tuple(10.0**k for k in range(1, 10))  # the continuation's smoothing levels β
 
 
 def continuation(obj: Objective, params: Params, target: float, deadline: float,
-                 betas: tuple[float, ...] = tuple(10.0**k for k in range(1, 10)),
+                 betas: tuple[float, ...] = BETAS,
                  iters_per_stage: int = 500
-                 ) -> tuple[Params, int, float | None, KinkSlopes | None, str]:
+                 ) -> tuple[Params, int, float | None, KinkSlopes | None, str, TrainStatus]:
     """Smoothing continuation (module doc).
 
-    Returns θ, iterations, β, the slope selection at the kinks and a note. β defines the
-    kink band 30/β; β and the selection are None when no stage beat the plain gradient
-    residual of ``params``.
+    Returns θ, iterations, β, the slope selection at the kinks, a note and the status
+    (CONVERGED when the best Clarke residual is at most ``target``; ITERATIONS when every β
+    was tried). β defines the kink band 30/β; β and the selection are None when no stage
+    beat the plain gradient residual of ``params``.
     """
     best_p, best_beta, best_sl = params, None, None
     best_r = max(stationarity(obj, params).r)
@@ -48,8 +51,8 @@ def continuation(obj: Objective, params: Params, target: float, deadline: float,
     P = sum(t.numel() for t in params)
     for beta in betas:
         smooth = obj.smoothed(beta)
-        p, it, _ = lbfgs_polish(smooth, p, iters_per_stage, 0.0, deadline, [])
-        p, nt, _ = newton_polish(smooth, p, 1e-13, deadline, max_iter=6)
+        p, it, _, _ = lbfgs_polish(smooth, p, iters_per_stage, 0.0, deadline, [])
+        p, nt, _, _ = newton_polish(smooth, p, 1e-13, deadline, max_iter=6)
         total += it + nt
         sl = smoothing_slopes(obj, p, beta)
         st = stationarity(obj, p, sl, "clarke")
@@ -67,8 +70,11 @@ def continuation(obj: Objective, params: Params, target: float, deadline: float,
         if best_r <= target or time.perf_counter() > deadline:
             break
     where = "no stage improved" if best_beta is None else f"best at β = {best_beta:.0e}"
+    status = (TrainStatus.CONVERGED if best_r <= target
+              else TrainStatus.TIME_LIMIT if time.perf_counter() > deadline
+              else TrainStatus.ITERATIONS)
     return (best_p, total, best_beta, best_sl,
-            f"smoothing continuation: r = {best_r:.2e} ({where})")
+            f"smoothing continuation: r = {best_r:.2e} ({where})", status)
 
 
 def kink_newton(obj: Objective, params: Params, slopes: KinkSlopes, deadline: float,

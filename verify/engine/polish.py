@@ -17,6 +17,7 @@ from scipy.sparse.linalg import LinearOperator, minres
 from torch import Tensor
 
 from verify.engine.residual import relative_residual
+from verify.engine.status import TrainStatus
 from verify.nets.activations import Params
 from verify.nets.objective import Objective, flat, unflat
 
@@ -36,11 +37,13 @@ def _numpy_fg(obj: Objective, like: Params) -> Callable[[np.ndarray], tuple[floa
 
 def lbfgs_polish(obj: Objective, params: Params, max_iter: int, target: float,
                  deadline: float, trace: list[tuple[int, float, float]],
-                 step0: int = 0) -> tuple[Params, int, str]:
+                 step0: int = 0) -> tuple[Params, int, str, TrainStatus]:
     """L-BFGS (scipy's L-BFGS-B without bounds: Moré–Thuente strong-Wolfe line search).
 
     It stops when F no longer decreases in float64 — near a minimum the decrease is
     O(r²)·F and hits machine precision around r ~ 1e-7; :func:`newton_polish` goes on.
+    Returns θ, the iterations, a message and the status (CONVERGED when the relative
+    residual is at most ``target``).
     """
     x0 = flat(params).detach().cpu().numpy().astype(np.float64)
 
@@ -54,10 +57,16 @@ def lbfgs_polish(obj: Objective, params: Params, max_iter: int, target: float,
                  params)
     F = float(obj.value(cur))
     if not math.isfinite(F):
-        return cur, int(sol.nit), f"diverged: non-finite F during L-BFGS at iteration {sol.nit}"
+        return (cur, int(sol.nit),
+                f"diverged: non-finite F during L-BFGS at iteration {sol.nit}",
+                TrainStatus.DIVERGED)
     r = relative_residual(obj, cur)
     trace.append((step0 + int(sol.nit), F, r))
-    return cur, int(sol.nit), f"L-BFGS: {sol.nit} iterations, relative residual {r:.2e}"
+    status = (TrainStatus.CONVERGED if r <= target
+              else TrainStatus.TIME_LIMIT if time.perf_counter() > deadline
+              else TrainStatus.ITERATIONS if sol.nit >= max_iter
+              else TrainStatus.STALLED)
+    return cur, int(sol.nit), f"L-BFGS: {sol.nit} iterations, relative residual {r:.2e}", status
 
 
 def _hvp(gradF: Callable[[Tensor], Tensor], theta: Tensor) -> Callable[[np.ndarray], np.ndarray]:
@@ -83,13 +92,15 @@ def _shifted_newton_step(H: Tensor, g: Tensor) -> Tensor:
 
 
 def newton_polish(obj: Objective, params: Params, target: float, deadline: float,
-                  max_iter: int = 30) -> tuple[Params, int, str]:
+                  max_iter: int = 30) -> tuple[Params, int, str, TrainStatus]:
     """Newton's method on ∇F(θ) = 0, with backtracking on ‖∇F‖ rather than on F.
 
     Near a non-degenerate minimum F is flat to machine precision but ∇F is not, so the
     gradient keeps converging (quadratically) where L-BFGS must stop. Dense Hessian up to
     :data:`DENSE_NEWTON` parameters, conjugate gradients on Hessian–vector products above.
     Negative or tiny curvature is shifted (Levenberg damping) so steps stay descent-like.
+    The status is STALLED when no step along the Newton direction reduces ‖∇F‖ (or ∇F is
+    not finite at a finite F).
     """
     theta = flat(params).detach()
     P = theta.numel()
@@ -101,11 +112,15 @@ def newton_polish(obj: Objective, params: Params, target: float, deadline: float
     g = gradF(theta)
     gn = float(g.norm())
     it = 0
+    stalled = False
     while it < max_iter:
         it += 1
         if relative_residual(obj, unflat(theta, params), unflat(g, params)) <= target:
             break
-        if time.perf_counter() > deadline or not math.isfinite(gn):
+        if time.perf_counter() > deadline:
+            break
+        if not math.isfinite(gn):
+            stalled = True
             break
         if P <= DENSE_NEWTON:
             H = torch.func.hessian(F)(theta)
@@ -125,6 +140,12 @@ def newton_polish(obj: Objective, params: Params, target: float, deadline: float
                 break
             t *= 0.5
         else:
+            stalled = True
             break
     cur = unflat(theta, params)
-    return cur, it, f"Newton: {it} steps, relative residual {relative_residual(obj, cur):.2e}"
+    r = relative_residual(obj, cur)
+    status = (TrainStatus.CONVERGED if r <= target
+              else TrainStatus.STALLED if stalled
+              else TrainStatus.TIME_LIMIT if time.perf_counter() > deadline
+              else TrainStatus.ITERATIONS)
+    return cur, it, f"Newton: {it} steps, relative residual {r:.2e}", status

@@ -131,7 +131,7 @@ class Setting:
 class Trained:
     """A trained network with its certificate and the residuals behind it."""
 
-    setting: Setting
+    setting: Setting | None  # None: weights given from outside (a model audited by verify.audit)
     objective: Objective
     result: TrainResult
     certificate: Certificate
@@ -178,6 +178,7 @@ def store(trained: Trained, ctx: Context) -> None:
     """Put ``trained`` into ``ctx.cache`` and, with ``ctx.cache_dir``, on disk: written to a
     per-process temporary file renamed into place, so a concurrent reader never sees a torn
     file."""
+    assert trained.setting is not None, "only networks realised from a Setting are cached"
     ctx.cache[trained.setting] = trained
     path = cache_path(trained.setting, ctx)
     if path is not None:

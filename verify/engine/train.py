@@ -26,6 +26,7 @@ from verify.engine.kinks import continuation
 from verify.engine.polish import lbfgs_polish, newton_polish
 from verify.engine.residual import BAND, relative_residual
 from verify.engine.sgd import batches, on_batch
+from verify.engine.status import TrainStatus
 from verify.errors import require
 from verify.nets.activations import KinkSlopes, Params
 from verify.nets.data import check_finite
@@ -85,9 +86,9 @@ class TrainResult:
     gd_steps: int
     lbfgs_iters: int
     continuation_iters: int
-    stop_reason: str
+    stop_reason: str  # for people; code decides on ``status``
     seconds: float
-    finite: bool
+    status: TrainStatus  # how the last stage that ran ended
     stages: dict[str, float] = field(default_factory=dict)
     kink_band: float | None = None  # |z| ≤ band counts as a kink (from the continuation β)
     slopes: KinkSlopes | None = None  # the slope selection at the kinks training ended with
@@ -97,9 +98,15 @@ class TrainResult:
     def optimizer_steps(self) -> int:
         return self.gd_steps + self.lbfgs_iters + self.continuation_iters
 
+    @property
+    def finite(self) -> bool:
+        """F stayed finite (training did not diverge)."""
+        return self.status is not TrainStatus.DIVERGED
+
 
 def _gd_phase(obj: Objective, params: Params, cfg: TrainConfig, observer: Observer | None,
-              deadline: float, trace: list[tuple[int, float, float]]) -> tuple[Params, int, str]:
+              deadline: float, trace: list[tuple[int, float, float]]
+              ) -> tuple[Params, int, str, TrainStatus]:
     ps = [p.detach().clone() for p in params]
     buf = [torch.zeros_like(p) for p in ps]
     sq = [torch.zeros_like(p) for p in ps]
@@ -126,11 +133,13 @@ def _gd_phase(obj: Objective, params: Params, cfg: TrainConfig, observer: Observ
         if t % cfg.record_every == 0 or t == cfg.steps:
             F = float(obj.value(tuple(ps)))
             if not math.isfinite(F):
-                return tuple(ps), t, f"diverged: non-finite F at GD step {t} (lr={cfg.lr:g})"
+                return (tuple(ps), t, f"diverged: non-finite F at GD step {t} (lr={cfg.lr:g})",
+                        TrainStatus.DIVERGED)
             trace.append((t, F, relative_residual(obj, tuple(ps))))
         if time.perf_counter() > deadline:
-            return tuple(ps), t, f"time budget {cfg.max_seconds:g}s spent during GD"
-    return tuple(ps), cfg.steps, "gd steps done"
+            return (tuple(ps), t, f"time budget {cfg.max_seconds:g}s spent during GD",
+                    TrainStatus.TIME_LIMIT)
+    return tuple(ps), cfg.steps, "gd steps done", TrainStatus.ITERATIONS
 
 
 @contextlib.contextmanager
@@ -165,7 +174,7 @@ def _peak_memory(device: torch.device) -> tuple[int, str]:
 
 def _first_phase(obj: Objective, init: Params, cfg: TrainConfig, observer: Observer | None,
                  deadline: float, trace: list[tuple[int, float, float]]
-                 ) -> tuple[Params, int, str, dict[str, float | str]]:
+                 ) -> tuple[Params, int, str, TrainStatus, dict[str, float | str]]:
     """The GD/SGD phase at ``cfg.precision``, returned in float64, with its cost: seconds
     per step and peak memory (what the large scale reports)."""
     device = init[0].device
@@ -177,7 +186,8 @@ def _first_phase(obj: Objective, init: Params, cfg: TrainConfig, observer: Obser
                        else at_precision(obj, init, cfg.precision))
     t0 = time.perf_counter()
     with matmul_precision(cfg.precision):
-        params, steps, reason = _gd_phase(lo_obj, lo_init, cfg, observer, deadline, trace)
+        params, steps, reason, status = _gd_phase(lo_obj, lo_init, cfg, observer, deadline,
+                                                  trace)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - t0
@@ -189,7 +199,7 @@ def _first_phase(obj: Objective, init: Params, cfg: TrainConfig, observer: Obser
         "seconds_per_step": seconds / steps if steps else math.nan,
         "parameters": sum(p.numel() for p in init), "peak_memory_bytes": peak,
         "memory": kind}
-    return tuple(p.to(init[0].dtype) for p in params), steps, reason, cost
+    return tuple(p.to(init[0].dtype) for p in params), steps, reason, status, cost
 
 
 def train(obj: Objective, init: Params, cfg: TrainConfig,
@@ -205,9 +215,10 @@ def train(obj: Objective, init: Params, cfg: TrainConfig,
     F0 = float(obj.value(init))
     trace.append((0, F0, relative_residual(obj, init)))
     stages: dict[str, float] = {}
-    params, gd_steps, reason, cost = _first_phase(obj, init, cfg, observer, deadline, trace)
+    params, gd_steps, reason, status, cost = _first_phase(obj, init, cfg, observer, deadline,
+                                                          trace)
     stages["gd"] = time.perf_counter() - t0
-    finite = not reason.startswith("diverged")
+    finite = status is not TrainStatus.DIVERGED
     if cfg.precision != "float64" and finite:
         # where the low-precision phase left θ, measured in float64: what polishing starts
         # from, and what a verdict would rest on without it
@@ -219,11 +230,11 @@ def train(obj: Objective, init: Params, cfg: TrainConfig,
         # On a kinked F L-BFGS stalls early (THEOREMS.md "Kinks"): keep it short there and
         # let the smoothing continuation do the rest.
         iters = min(cfg.lbfgs_iters, 200) if obj.arch.kinked else cfg.lbfgs_iters
-        params, lb_iters, reason = lbfgs_polish(obj, params, iters, cfg.target,
-                                                deadline, trace, gd_steps)
-        finite = not reason.startswith("diverged")
+        params, lb_iters, reason, status = lbfgs_polish(obj, params, iters, cfg.target,
+                                                        deadline, trace, gd_steps)
+        finite = status is not TrainStatus.DIVERGED
         if finite and relative_residual(obj, params) > cfg.target:
-            params, nt, why = newton_polish(obj, params, cfg.target, deadline)
+            params, nt, why, status = newton_polish(obj, params, cfg.target, deadline)
             lb_iters += nt
             reason = f"{reason}; {why}"
             trace.append((gd_steps + lb_iters, float(obj.value(params)),
@@ -232,8 +243,8 @@ def train(obj: Objective, init: Params, cfg: TrainConfig,
         if (finite and cfg.continuation and obj.arch.kinked
                 and relative_residual(obj, params) > cfg.target):
             t2 = time.perf_counter()
-            params, cont_iters, beta, slopes, why = continuation(obj, params, cfg.target,
-                                                                 deadline)
+            params, cont_iters, beta, slopes, why, status = continuation(
+                obj, params, cfg.target, deadline)
             band = None if beta is None else BAND / beta
             stages["continuation"] = time.perf_counter() - t2
             reason = f"{reason}; {why}"
@@ -244,5 +255,5 @@ def train(obj: Objective, init: Params, cfg: TrainConfig,
         trace_steps=tuple(s for s, _, _ in trace), trace_F=tuple(f for _, f, _ in trace),
         trace_residual=tuple(r for _, _, r in trace), gd_steps=gd_steps,
         lbfgs_iters=lb_iters, continuation_iters=cont_iters, stop_reason=reason,
-        seconds=time.perf_counter() - t0, finite=finite, stages=stages, kink_band=band,
+        seconds=time.perf_counter() - t0, status=status, stages=stages, kink_band=band,
         slopes=slopes, cost=cost)

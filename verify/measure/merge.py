@@ -30,7 +30,7 @@ from verify.measure.internals import internals
 from verify.nets.activations import Params
 from verify.nets.data import Dataset, pair_kind
 from verify.nets.dense import Architecture
-from verify.nets.network import forward
+from verify.nets.network import Network, forward
 from verify.nets.objective import Objective, data_loss
 
 TIES_KEEP = 0.2  # TIES-merging's default density (Yadav et al., 2023)
@@ -70,15 +70,24 @@ class MergeSetting:
                                "data": f"{self.source} pair"}
 
 
+def _labels(data: Dataset) -> Tensor:
+    """The class labels; the merge data sets are always labelled
+    (:func:`verify.nets.data.task_pair`)."""
+    if data.labels is None:
+        raise ValueError(f"{data.name} has no class labels")
+    return data.labels
+
+
 def accuracy(data: Dataset, out: Tensor) -> float:
     """Fraction of samples whose largest output is the label."""
-    return float((out.argmax(1) == data.labels).double().mean())
+    return float((out.argmax(1) == _labels(data)).double().mean())
 
 
 def margins(data: Dataset, out: Tensor) -> Tensor:
     """f_y(x) − max_{c≠y} f_c(x) per sample (> 0: correct)."""
-    own = out.gather(1, data.labels[:, None])[:, 0]
-    other = out.scatter(1, data.labels[:, None], -math.inf).max(1).values
+    lab = _labels(data)[:, None]
+    own = out.gather(1, lab)[:, 0]
+    other = out.scatter(1, lab, -math.inf).max(1).values
     return own - other
 
 
@@ -103,7 +112,7 @@ def ties(pa: Params, pb: Params, keep: float = TIES_KEEP) -> Params:
         agree = [(torch.sign(t) == sign) & (t != 0) for t in trimmed]
         num = sum(torch.where(m, t, torch.zeros_like(t)) for m, t in zip(agree, trimmed,
                                                                           strict=True))
-        cnt = sum(m.double() for m in agree).clamp_min(1.0)
+        cnt = (agree[0].double() + agree[1].double()).clamp_min(1.0)
         out.append(num / cnt)
     return tuple(out)
 
@@ -122,7 +131,7 @@ def concatenate(pa: Params, pb: Params) -> Params:
     return tuple(out)
 
 
-def _tune(arch: Architecture, params: Params, vals: tuple[Dataset, Dataset]) -> float:
+def _tune(arch: Network, params: Params, vals: tuple[Dataset, Dataset]) -> float:
     """α maximising mean held-out accuracy of α·params (ties: lower held-out loss)."""
     def score(a: float) -> tuple[float, float]:
         ps = tuple(a * p for p in params)
@@ -171,7 +180,7 @@ def leakage_at(obj: Objective, params: Params, st: Stationarity, X: Tensor, W1_o
     return Leakage(m, b, mine, scale)
 
 
-def lipschitz_above_first(arch: Architecture, params: Params) -> float:
+def lipschitz_above_first(arch: Network, params: Params) -> float:
     """Π_{k≥2} ‖W_k‖_2: how far a change e of the first pre-activation can move the output
     of this net (σ is 1-Lipschitz for relu, leaky relu, identity, tanh)."""
     return float(np.prod([float(torch.linalg.matrix_norm(w, 2)) for w in params[1:]]))

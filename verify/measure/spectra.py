@@ -5,9 +5,10 @@ Pure functions over tensors; every one is tested against a brute-force numpy ref
 - singular values σ_1 ≥ σ_2 ≥ …;
 - stable rank sr(W) = ‖W‖_F² / σ_1²;
 - numerical rank rank_tol(W) = #{i : σ_i(W/‖W‖_F) > tol} (tol 1e-3 as in the code of
-  Galanti et al., arXiv:2206.05794 v7);
+  Galanti et al., arXiv:2206.05794 v7), also from given singular values (spectrum_rank);
 - distance to rank k: absolute D_k(W) = sqrt(Σ_{i>k} σ_i²) and relative d_k = D_k/‖W‖_F
-  (Eckart–Young: the Frobenius distance to the nearest matrix of rank ≤ k);
+  (Eckart–Young: the Frobenius distance to the nearest matrix of rank ≤ k), for every k at
+  once from given singular values (spectrum_tails);
 - the alignment cosine cos(A, B) = ⟨A, B⟩ / (‖A‖_F ‖B‖_F);
 - layer norms ‖W_k‖_F;
 - the component of W_1 outside the data span, W_1 P_⊥ with P_⊥ = I − P_span(X).
@@ -38,9 +39,24 @@ def stable_rank(W: Tensor) -> float:
 
 def numerical_rank(W: Tensor, tol: float = 1e-3) -> int:
     """#{i : σ_i(W/‖W‖_F) > tol}."""
-    s = singular_values(W)
-    fro = float(torch.linalg.norm(s))
-    return 0 if fro == 0.0 else int((s / fro > tol).sum())
+    return int(spectrum_rank(singular_values(W), tol))
+
+
+def spectrum_rank(s: Tensor, tol: float = 1e-3) -> Tensor:
+    """rank_tol from singular values ``s`` (last axis; batched over the others, e.g. one row
+    per iterate of a trajectory): #{i : σ_i/‖σ‖_2 > tol}, 0 for a zero row."""
+    fro = torch.linalg.norm(s, dim=-1, keepdim=True)
+    safe = torch.where(fro > 0, fro, torch.ones_like(fro))
+    return ((s / safe > tol) & (fro > 0)).sum(dim=-1)
+
+
+def spectrum_tails(s: Tensor) -> Tensor:
+    """D_k = sqrt(Σ_{i>k} σ_i²) for every k = 0 … r from singular values ``s`` (last axis
+    of length r, batched over the others): D_0 = ‖W‖_F, D_r = 0. Summed from the smallest
+    σ up, so that a small tail keeps its relative accuracy."""
+    sq = torch.flip(torch.cumsum(torch.flip(s.to(torch.float64) ** 2, [-1]), -1), [-1])
+    zero = torch.zeros((*s.shape[:-1], 1), dtype=sq.dtype, device=sq.device)
+    return torch.cat([sq, zero], dim=-1).sqrt()
 
 
 def tail_distance(W: Tensor, k: int) -> float:
@@ -123,3 +139,10 @@ def outer_sum_rank_tol(a: Tensor, b: Tensor, G: Tensor) -> float:
         return 0.0
     terms = float((torch.linalg.norm(a2, dim=1) * torch.linalg.norm(b2, dim=1)).sum())
     return EPS64 * (a2.shape[0] * terms + max(G.shape) * fro) / fro
+
+
+def outer_sum_rank(a: Tensor, b: Tensor, G: Tensor) -> tuple[int, float]:
+    """(rank, level): the rank of G = Σ_k a_k b_kᵀ counting the singular values above its
+    float64 rounding level (:func:`outer_sum_rank_tol`), and that level; (0, 0) for G = 0."""
+    tol = outer_sum_rank_tol(a, b, G)
+    return (numerical_rank(G, tol) if tol > 0 else 0), tol

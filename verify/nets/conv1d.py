@@ -55,6 +55,15 @@ def init(conv: Conv1d, seed: int) -> tuple[Tensor, Tensor]:
     return W * (2.0 / conv.d_in) ** 0.5, A * (1.0 / (conv.out_channels * conv.patches)) ** 0.5
 
 
+def signals(conv: Conv1d, n: int, seed: int) -> tuple[Tensor, Tensor]:
+    """A seeded batch of n Gaussian signals X (n × channels × length) and Gaussian targets
+    Y (n × d_out), float64: data for the rank of a batch gradient, which holds at any data."""
+    gen = torch.Generator().manual_seed(int(seed))
+    X = torch.randn(n, conv.channels, conv.length, generator=gen, dtype=torch.float64)
+    Y = torch.randn(n, conv.d_out, generator=gen, dtype=torch.float64)
+    return X, Y
+
+
 def patches(conv: Conv1d, X: Tensor) -> Tensor:
     """The m patches of each sample: (n, channels, length) → (n, m, channels·kernel)."""
     P = X.unfold(2, conv.kernel, conv.stride)  # (n, channels, m, kernel)

@@ -298,7 +298,8 @@ def images(n: int, d: int, classes: int, seed: int, loss: str = "ce",
     spatial frequency per channel — plus i.i.d. Gaussian pixel noise of size ``noise``, so
     classes are separable by local, translation-structured features a conv net can use."""
     side = image_side(d)
-    require(side is not None, "d_0 for image data", d, "3·S² (e.g. 3072 for 32×32×3)")
+    if side is None:
+        raise UsageError("d_0 for image data", d, "3·S² (e.g. 3072 for 32×32×3)")
     rng = np.random.default_rng(seed)
     grid = np.stack(np.meshgrid(np.arange(side), np.arange(side), indexing="ij")) / side
     templates = np.zeros((classes, 3, side, side))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -27,6 +28,9 @@ from verify.nets.activations import (
     Params,
     sigma,
 )
+
+if TYPE_CHECKING:  # for annotations only: conv2d never imports this module
+    from verify.nets.conv2d import ConvNet
 
 
 @dataclass(frozen=True)
@@ -64,8 +68,10 @@ class Architecture:
         return self.activation in ("relu", "leaky_relu")
 
     def shapes(self) -> list[tuple[int, ...]]:
-        w = [(self.widths[k + 1], self.widths[k]) for k in range(self.depth)]
-        b = [(self.widths[k + 1],) for k in range(self.depth)] if self.bias else []
+        w: list[tuple[int, ...]] = [(self.widths[k + 1], self.widths[k])
+                                    for k in range(self.depth)]
+        b: list[tuple[int, ...]] = ([(self.widths[k + 1],) for k in range(self.depth)]
+                                    if self.bias else [])
         return w + b
 
     def n_params(self) -> int:
@@ -79,7 +85,7 @@ def biases(arch: Architecture, params: Params) -> Params:
 def _act(arch: Architecture, z: Tensor, mask: Tensor | None, slope: Tensor | None,
          beta: float | None = None, piece: bool = False) -> Tensor:
     a = sigma(arch.activation, z, beta)
-    if mask is None:
+    if mask is None or slope is None:  # the masks and slopes of KinkSlopes come together
         return a
     natural = (z > 0).to(z.dtype) if arch.activation == "relu" else torch.where(
         z > 0, torch.ones_like(z), torch.full_like(z, LEAKY_SLOPE))
@@ -90,14 +96,19 @@ def _act(arch: Architecture, z: Tensor, mask: Tensor | None, slope: Tensor | Non
     return a + mask * (slope - natural) * dz
 
 
-def forward_internals(arch: Architecture, params: Params, X: Tensor,
+def forward_internals(arch: Architecture | ConvNet, params: Params, X: Tensor,
                       kinks: KinkSlopes | None = None, beta: float | None = None,
                       ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
     """Output f(X) (n × d_L), pre-activations z_k and layer inputs h_{k−1} (k = 1..L).
 
     ``kinks`` overrides σ' at kinked entries (Clarke selections); ``beta`` replaces a kinked σ
     by its softplus smoothing (used only while training, never for a measurement).
+    Dense nets only: the callers (kinks, Clarke residuals, per-layer internals) take an
+    objective's network, which is a conv net only where none of them runs (a conv net has
+    smooth σ and no per-layer matrices z_k = W_k h_{k−1}).
     """
+    if not isinstance(arch, Architecture):
+        raise TypeError(f"per-layer internals need a dense Architecture, got {arch!r}")
     W = tuple(params[: arch.depth])
     b = biases(arch, params)
     h = X

@@ -8,6 +8,8 @@ g_k = ∇_{W_k} L̂ is what the stationarity residual R_k = W_k + g_k/λ is buil
 
 from __future__ import annotations
 
+import functools
+import operator
 from dataclasses import dataclass
 
 import torch
@@ -51,7 +53,8 @@ class Objective:
 
     def penalty(self, params: Params) -> Tensor:
         reg = params if (self.reg_bias or not self.arch.bias) else params[: self.arch.depth]
-        return 0.5 * self.lam * sum((p * p).sum() for p in reg)
+        # summed left to right as sum() would, without its int start (a Tensor for mypy)
+        return 0.5 * self.lam * functools.reduce(operator.add, ((p * p).sum() for p in reg))
 
     def value(self, params: Params, kinks: KinkSlopes | None = None) -> Tensor:
         return self.loss(params, kinks) + self.penalty(params)

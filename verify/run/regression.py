@@ -1,8 +1,9 @@
 """Regression of theory: compare a run with a committed baseline.
 
 A baseline (``reports/baseline/quick.json``) keeps, per theorem, its verdict and whether it
-behaved, and per example and control the verdict, the measured value, the bound and the
-setting's hash. A later run regresses when
+behaved, and per example and control — keyed by the check's stable id
+(:mod:`verify.run.records`), never by its position — the verdict, the measured value, the
+bound and the setting's hash. A later run regresses when
 
 * a claim that held (example PASS or VACUOUS) now FAILs,
 * a control that got its expected verdict no longer does,
@@ -24,13 +25,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
+from verify.engine.setting import setting_key_json
 from verify.errors import UsageError
+from verify.run.records import CheckRecord, Results
+from verify.run.results import RESULTS_NAME, atomic_write_bytes
 
-SCHEMA = 1
+SCHEMA = 2  # 2: checks keyed by stable id
 TOLERANCE_RULE = "|now − baseline| ≤ max(0.1·max(|baseline|, |bound|), 1e-12)"
 FLOOR = 1e-12
 HELD = ("PASS", "VACUOUS")
@@ -42,37 +45,37 @@ def _tolerance(measured: Any, bound: Any) -> float:
     return max(0.1 * scale if math.isfinite(scale) else math.inf, FLOOR)
 
 
-def _entry(rec: dict[str, Any], key_fn: Any) -> dict[str, Any]:
-    measured, bound = rec.get("measured"), rec.get("bound")
-    parts = (rec.get("details") or {}).get("parts") or {}
-    out = {"verdict": rec.get("verdict"), "measured": measured, "bound": bound,
-           "tolerance": _tolerance(measured, bound), "setting": key_fn(rec),
+def _finite(x: Any) -> float | None:
+    """A finite number, else None (how results.json stores a non-finite value)."""
+    return float(x) if isinstance(x, int | float) and math.isfinite(x) else None
+
+
+def _entry(rec: CheckRecord, tau: float) -> dict[str, Any]:
+    measured, bound = _finite(rec.measured), _finite(rec.bound)
+    parts = rec.details.get("parts") or {}
+    out = {"verdict": str(rec.verdict), "measured": measured, "bound": bound,
+           "tolerance": _tolerance(measured, bound),
+           "setting": setting_key_json(dict(rec.setting), tau),
            "parts": {name: {"measured": p.get("measured"),
                             "tolerance": _tolerance(p.get("measured"), p.get("bound"))}
                      for name, p in parts.items() if isinstance(p, dict)}}
-    if "expected" in rec:
-        out["expected"] = rec["expected"]
+    if rec.expected is not None:
+        out["expected"] = str(rec.expected)
     return out
 
 
-def snapshot(results: dict[str, Any]) -> dict[str, Any]:
-    """The baseline content of a run's results."""
-    from verify.engine.setting import setting_key_json
-
-    run = results.get("run", {})
-    tau = run.get("tau", 1e-6)
-
-    def key(rec: dict[str, Any]) -> str:
-        return setting_key_json(rec.get("setting", {}), tau)
-
+def snapshot(results: Results | dict[str, Any]) -> dict[str, Any]:
+    """The baseline content of a run's results (typed, or JSON data checked on the way)."""
+    if not isinstance(results, Results):
+        results = Results.from_json(results, RESULTS_NAME)
+    run, tau = results.run, results.run.tau
     return {"schema": SCHEMA, "tolerance_rule": TOLERANCE_RULE,
-            "scale": run.get("scale"), "seed": run.get("seed"),
-            "examples": run.get("examples"), "tau": tau,
-            "theorems": {t["id"]: {
-                "verdict": t.get("verdict"), "behaved": t.get("behaved"),
-                "examples": {str(e["index"]): _entry(e, key) for e in t.get("examples", [])},
-                "controls": {c["name"]: _entry(c, key) for c in t.get("controls", [])},
-            } for t in results.get("theorems", [])}}
+            "scale": run.scale, "seed": run.seed, "examples": run.examples, "tau": tau,
+            "theorems": {t.id: {
+                "verdict": str(t.verdict), "behaved": t.behaved,
+                "examples": {e.id: _entry(e, tau) for e in t.examples},
+                "controls": {c.id: _entry(c, tau) for c in t.controls},
+            } for t in results.theorems}}
 
 
 def load_baseline(path: Path) -> dict[str, Any]:
@@ -92,14 +95,8 @@ def load_baseline(path: Path) -> dict[str, Any]:
 
 
 def write_baseline(path: Path, snap: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(snap, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _num(x: Any) -> float | None:
-    return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else None
+    text = json.dumps(snap, indent=1, sort_keys=True) + "\n"
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def compare(base: dict[str, Any], now: dict[str, Any], partial: bool = False
@@ -125,8 +122,10 @@ def compare(base: dict[str, Any], now: dict[str, Any], partial: bool = False
         for kind in ("examples", "controls"):
             for name, b in bt[kind].items():
                 n = nt[kind].get(name)
-                label = f"{kind[:-1]} {name}"
+                label = name  # the stable id: T3/ex/<setting key>, T3/control/<name>
                 if n is None:
+                    # an example's id names its setting: a changed setting shows as this
+                    # row and a "new example" row
                     add(tid, label, "missing", b["verdict"], "—")
                     continue
                 if n["setting"] != b["setting"]:
@@ -142,21 +141,22 @@ def compare(base: dict[str, Any], now: dict[str, Any], partial: bool = False
                         str(n.get("expected")))
                 elif nv == "INCONCLUSIVE" and bv != "INCONCLUSIVE":
                     add(tid, label, "turned INCONCLUSIVE", bv, nv)
-                bm, nm = _num(b["measured"]), _num(n["measured"])
+                bm, nm = _finite(b["measured"]), _finite(n["measured"])
                 if bm is not None and (nm is None or abs(nm - bm) > b["tolerance"]):
                     add(tid, label, "measured value moved", f"{bm:.6g}",
                         "—" if nm is None else f"{nm:.6g}", f"±{b['tolerance']:.3g}")
                 for part, bp in b.get("parts", {}).items():
                     np_ = n.get("parts", {}).get(part, {})
-                    bpm, npm = _num(bp.get("measured")), _num(np_.get("measured"))
+                    bpm, npm = _finite(bp.get("measured")), _finite(np_.get("measured"))
                     if bpm is not None and (npm is None or abs(npm - bpm) > bp["tolerance"]):
                         add(tid, f"{label} {part}", "measured value moved", f"{bpm:.6g}",
                             "—" if npm is None else f"{npm:.6g}", f"±{bp['tolerance']:.3g}")
-        for name in nt["controls"].keys() - bt["controls"].keys():
-            add(tid, f"control {name}", "new control, not in the baseline", "—",
-                nt["controls"][name]["verdict"])
+        for kind in ("examples", "controls"):
+            for name in sorted(nt[kind].keys() - bt[kind].keys()):
+                add(tid, name, f"new {kind[:-1]}, not in the baseline", "—",
+                    nt[kind][name]["verdict"])
     if not partial:
-        for tid in now["theorems"].keys() - base["theorems"].keys():
+        for tid in sorted(now["theorems"].keys() - base["theorems"].keys()):
             add(tid, "theorem", "new theorem, not in the baseline", "—",
                 now["theorems"][tid].get("verdict"))
     return rows

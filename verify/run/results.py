@@ -1,8 +1,11 @@
-"""results.json: everything a run measured, written atomically and read back defensively.
+"""results.json: everything a run measured, written atomically and read back checked.
 
 The report is rendered from this file alone (:mod:`verify.report`), so it can be
 regenerated, diffed or rendered elsewhere without rerunning anything. Non-finite floats are
 stored as ``null``; the file carries its schema number and is refused under another one.
+Its content is the typed :class:`~verify.run.records.Results`; the JSON Schema is
+``results.schema.json`` beside this module. This module also holds the package's one
+atomic writer (:func:`atomic_write_bytes`) and one JSON converter (:func:`jsonable`).
 """
 
 from __future__ import annotations
@@ -11,17 +14,24 @@ import json
 import math
 import os
 import secrets
+from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from verify.errors import UsageError
-
-SCHEMA = 1
-
+from verify.run.records import SCHEMA, Results
 
 RESULTS_NAME = "results.json"
+SCHEMA_NAME = "results.schema.json"  # the published JSON Schema (draft 2020-12), package data
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of results.json (``verify/run/results.schema.json``)."""
+    text = resources.files("verify.run").joinpath(SCHEMA_NAME).read_text(encoding="utf-8")
+    return json.loads(text)
 
 
 # Fields of results.json that measure the machine, not the theorem: two runs of the same
@@ -43,24 +53,27 @@ def without_timing(x: Any) -> Any:
 _ALLOWED = f"a {RESULTS_NAME} with schema {SCHEMA} written by `python -m verify run`"
 
 
-def jsonable(value: Any, strict: bool = True) -> Any:
+def jsonable(value: Any, strict: bool = True, finite: bool = True) -> Any:
     """Return ``value`` as plain JSON data, with non-finite floats replaced by ``None``.
 
     JSON has no NaN/Infinity, and other tools read these files with strict parsers, so a
     non-finite measurement is stored as ``null`` ("no finite value"). NumPy scalars/arrays,
-    tuples and paths are converted because engines naturally produce them. Any other object
-    raises ``TypeError`` when ``strict`` (writing), or becomes its ``str`` (rendering).
+    tuples, mappings and paths are converted because engines naturally produce them. Any
+    other object raises ``TypeError`` when ``strict`` (writing), or becomes its ``str``
+    (rendering, and the details of a check record). With ``finite=False`` non-finite floats
+    are kept (``records.jsonl`` stores them as NaN/Infinity, so that a resumed record equals
+    the fresh one the theorem's plots saw).
     """
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): jsonable(v, strict) for k, v in value.items()}
+        return value if math.isfinite(value) or not finite else None
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v, strict, finite) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [jsonable(v, strict) for v in value]
+        return [jsonable(v, strict, finite) for v in value]
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, np.bool_):
@@ -68,9 +81,9 @@ def jsonable(value: Any, strict: bool = True) -> Any:
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, np.floating):
-        return jsonable(float(value))
+        return jsonable(float(value), strict, finite)
     if isinstance(value, np.ndarray):
-        return jsonable(value.tolist(), strict)
+        return jsonable(value.tolist(), strict, finite)
     if not strict:
         return str(value)
     raise TypeError(f"results contain a value JSON cannot store: {type(value).__name__}")
@@ -109,13 +122,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
-def write_results(results: dict, out_dir: Path) -> Path:
+def write_results(results: Results | dict, out_dir: Path) -> Path:
     """Write ``results`` to ``out_dir/results.json`` atomically and return the file's path.
 
     Non-finite floats become ``null`` (recursively) so the file is strict JSON. A missing
     ``"schema"`` key is filled in with :data:`SCHEMA`; a different schema is refused, because
     :func:`load_results` would refuse to read the file back.
     """
+    if isinstance(results, Results):
+        results = results.to_json()
     if not isinstance(results, dict):
         raise UsageError("results", type(results).__name__, "a dict following the results schema")
     data = jsonable(results)
@@ -131,12 +146,23 @@ def write_results(results: dict, out_dir: Path) -> Path:
 
 
 def load_results(out_dir: Path) -> dict:
-    """Read ``out_dir/results.json`` (``out_dir`` may also be the file itself).
+    """Read ``out_dir/results.json`` (``out_dir`` may also be the file itself) as JSON data,
+    checked against the typed records (:meth:`Results.from_json`).
 
     Raises :class:`~verify.errors.UsageError` naming the file when it is missing, is not
-    valid JSON (e.g. truncated), or was written with another schema, so that the CLI can tell
-    the user which file is wrong instead of printing a traceback.
+    valid JSON (e.g. truncated), was written with another schema, or has a field of the
+    wrong shape (naming the field), so that the CLI can tell the user which file is wrong
+    instead of printing a traceback.
     """
+    return _load(out_dir)[0]
+
+
+def read_results(out_dir: Path) -> Results:
+    """:func:`load_results` as the typed :class:`~verify.run.records.Results`."""
+    return _load(out_dir)[1]
+
+
+def _load(out_dir: Path) -> tuple[dict, Results]:
     out_dir = Path(out_dir)
     path = out_dir if out_dir.is_file() else out_dir / RESULTS_NAME
     try:
@@ -163,4 +189,4 @@ def load_results(out_dir: Path) -> dict:
         raise UsageError(
             "results file", str(path), f"{_ALLOWED} (found schema {data.get('schema')!r})"
         )
-    return data
+    return data, Results.from_json(data, str(path))

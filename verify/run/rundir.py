@@ -2,10 +2,10 @@
 
 ``run.json`` — the manifest: what the run is (theorems, scale, seed, examples, τ, device)
 and the keys of its planned checks; written before any check starts.
-``records.jsonl`` — one JSON line per finished check, appended and fsynced as each ends. A
-run killed at any moment (even SIGKILL) loses at most the line being written; restarting it
-with the same ``--out`` and the same manifest resumes: finished checks are read back,
-nothing is run twice and nothing is lost.
+``records.jsonl`` — one :class:`~verify.run.records.CheckRecord` per line, appended and
+fsynced as each check ends. A run killed at any moment (even SIGKILL) loses at most the line
+being written; restarting it with the same ``--out`` and the same manifest resumes: finished
+checks are read back by their stable ids, nothing is run twice and nothing is lost.
 ``.lock`` — an exclusive advisory lock (fcntl.flock) held while a run writes; a second run
 on the same folder refuses instead of interleaving records.
 ``cache/`` — trained networks keyed by a hash of their setting (see ``realise``).
@@ -22,16 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from verify.errors import UsageError
+from verify.run.records import CheckRecord
+from verify.run.results import atomic_write_bytes
 
 MANIFEST = "run.json"
+MANIFEST_SCHEMA = 2  # 2: tasks named by stable ids
 RECORDS = "records.jsonl"
 LOCK = ".lock"
 CACHE = "cache"
 RUN_FILES = (MANIFEST, RECORDS, "results.json")
-
-
-def record_key(rec: dict[str, Any]) -> tuple[str, str, int]:
-    return (str(rec["theorem"]), str(rec["kind"]), int(rec["index"]))
 
 
 @contextlib.contextmanager
@@ -60,21 +59,18 @@ def read_manifest(out: Path) -> dict[str, Any] | None:
         raise UsageError("run manifest", str(path), "a run.json written by `python -m verify "
                          "run` (this one is unreadable; use a new --out or --overwrite)"
                          ) from None
-    if not isinstance(data, dict) or data.get("schema") != 1:
-        raise UsageError("run manifest", str(path), "schema 1 (use a new --out or --overwrite)")
+    if not isinstance(data, dict) or data.get("schema") != MANIFEST_SCHEMA:
+        raise UsageError("run manifest", str(path), f"schema {MANIFEST_SCHEMA} (use a new "
+                         "--out or --overwrite)")
     return data
 
 
 def write_manifest(out: Path, manifest: dict[str, Any]) -> None:
-    tmp = out / f"{MANIFEST}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(manifest, fh, indent=2, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, out / MANIFEST)
+    text = json.dumps(manifest, indent=2, sort_keys=True)
+    atomic_write_bytes(out / MANIFEST, text.encode("utf-8"))
 
 
-def read_records(out: Path) -> list[dict[str, Any]]:
+def read_records(out: Path) -> list[CheckRecord]:
     """Finished records, repairing a line torn by a kill (it is dropped and truncated away).
 
     A corrupt line anywhere else means the file was damaged by something other than an
@@ -86,12 +82,11 @@ def read_records(out: Path) -> list[dict[str, Any]]:
     raw = path.read_bytes()
     lines = raw.split(b"\n")
     complete, tail = lines[:-1], lines[-1]
-    recs: list[dict[str, Any]] = []
+    recs: list[CheckRecord] = []
     for i, line in enumerate(complete, 1):
         try:
-            rec = json.loads(line)
-            record_key(rec)
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            rec = CheckRecord.from_json(json.loads(line), f"{path} line {i}")
+        except (json.JSONDecodeError, UnicodeDecodeError, UsageError):
             if i == len(complete) and not tail:
                 # the last newline-terminated line may also be torn mid-write by a kill
                 # on a filesystem that reorders; treat it like a torn tail
@@ -103,9 +98,9 @@ def read_records(out: Path) -> list[dict[str, Any]]:
         recs.append(rec)
     if tail:  # no newline yet: the write was interrupted
         _truncate(path, len(raw) - len(tail))
-    seen: dict[tuple[str, str, int], dict[str, Any]] = {}
+    seen: dict[str, CheckRecord] = {}
     for rec in recs:
-        seen.setdefault(record_key(rec), rec)  # first write wins; a repeat is never kept
+        seen.setdefault(rec.id, rec)  # first write wins; a repeat is never kept
     return list(seen.values())
 
 
@@ -116,14 +111,9 @@ def _truncate(path: Path, size: int) -> None:
         os.fsync(fh.fileno())
 
 
-def append_record(fh: Any, rec: dict[str, Any]) -> None:
-    """One line, flushed and fsynced before the next check starts."""
-    fh.write(json.dumps(rec, default=_jsonable, allow_nan=True) + "\n")
+def append_record(fh: Any, rec: CheckRecord) -> None:
+    """One line, flushed and fsynced before the next check starts. The record's data is
+    JSON already (the runner normalises it); non-finite floats are kept as NaN/Infinity."""
+    fh.write(json.dumps(rec.to_json(), allow_nan=True) + "\n")
     fh.flush()
     os.fsync(fh.fileno())
-
-
-def _jsonable(o: Any) -> Any:
-    if isinstance(o, tuple):
-        return list(o)
-    return str(o)

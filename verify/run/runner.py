@@ -5,7 +5,8 @@ the run's seed (``@seed``, no example database), after the theorem's pinned exam
 checks then run in a pool of worker processes, one torch thread each (on a small shared CPU
 two single-threaded processes beat one two-threaded one). Every finished check is appended
 to ``records.jsonl`` in the output folder and flushed to disk, so an interrupted run keeps
-what it computed.
+what it computed. Checks are typed :class:`~verify.run.records.CheckRecord` s named by
+stable ids (``T3/ex/<setting key>``, ``T3/control/<name>``), which resuming keys on.
 """
 
 from __future__ import annotations
@@ -23,18 +24,28 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from verify.claims.scales import SCALES, Scale
 from verify.claims.theorem import Theorem, registry
 from verify.claims.verdict import Outcome, Verdict, overall
-from verify.engine.setting import Context
+from verify.engine.setting import Context, setting_key
 from verify.run.executor import make_executor
+from verify.run.records import (
+    CheckKind,
+    CheckRecord,
+    TheoremSummary,
+    control_id,
+    example_id,
+    unique_ids,
+)
+from verify.run.results import jsonable
 from verify.run.rundir import append_record
 
 
 @dataclass(frozen=True)
 class Task:
-    """One check to run: a theorem's example or control."""
+    """One check to run: a theorem's example or control, named by its stable ``id``."""
 
+    id: str
     theorem: str
-    kind: str  # "example" or "control"
-    index: int
+    kind: CheckKind
+    index: int  # position among the theorem's examples (pinned first) or controls
     setting: Any
     pinned: bool = False
     control: str | None = None
@@ -56,53 +67,69 @@ def draw_settings(thm: Theorem, scale: Scale, n: int, run_seed: int) -> list[Any
     return out
 
 
-def plan(theorems: list[Theorem], scale: Scale, n: int, run_seed: int) -> list[Task]:
-    """All tasks of a run, in a fixed order."""
+def plan(theorems: list[Theorem], scale: Scale, n: int, run_seed: int, tau: float
+         ) -> list[Task]:
+    """All tasks of a run, in a fixed order; an example's id carries its setting key at the
+    certificate level ``tau`` (see :mod:`verify.run.records`)."""
     tasks: list[Task] = []
     for thm in theorems:
         pinned = list(thm.pinned(scale))
         drawn = draw_settings(thm, scale, max(n - len(pinned), 0) if n > 0 else 0, run_seed)
-        for i, s in enumerate(pinned + drawn):
-            tasks.append(Task(thm.id, "example", i, s, pinned=i < len(pinned)))
-        for i, c in enumerate(thm.controls(scale)):
-            tasks.append(Task(thm.id, "control", i, c.setting, control=c.name))
+        settings_ = pinned + drawn
+        ids = unique_ids([example_id(thm.id, setting_key(s, tau)) for s in settings_])
+        for i, (s, tid) in enumerate(zip(settings_, ids, strict=True)):
+            tasks.append(Task(tid, thm.id, CheckKind.EXAMPLE, i, s, pinned=i < len(pinned)))
+        controls = thm.controls(scale)
+        ids = unique_ids([control_id(thm.id, c.name) for c in controls])
+        for i, (c, tid) in enumerate(zip(controls, ids, strict=True)):
+            tasks.append(Task(tid, thm.id, CheckKind.CONTROL, i, c.setting, control=c.name))
     return tasks
 
 
-def evaluate(task: Task, ctx: Context) -> dict[str, Any]:
+def _data(x: Any) -> Any:
+    """A check's free-form output as JSON data, exactly as records.jsonl gives it back."""
+    return jsonable(x, strict=False, finite=False)
+
+
+def evaluate(task: Task, ctx: Context) -> CheckRecord:
     """Run one task; a harness error becomes an INCONCLUSIVE record marked ``error``."""
     thm = registry()[task.theorem]
     t0 = time.perf_counter()
-    ctrl = thm.controls(SCALES[ctx.scale])[task.index] if task.kind == "control" else None
+    ctrl = None
+    if task.kind is CheckKind.CONTROL:
+        ctrl = next(c for c in thm.controls(SCALES[ctx.scale]) if c.name == task.control)
     fn = (ctrl.check or thm.check) if ctrl is not None else thm.check
+    error = None
     try:
         out: Outcome = fn(task.setting, ctx)
-        rec = out.to_json()
-        rec["error"] = None
     except Exception as exc:
-        rec = {"verdict": str(Verdict.INCONCLUSIVE), "measured": math.nan, "bound": math.nan,
-               "margin": math.nan, "reason": f"harness error: {type(exc).__name__}: {exc}",
-               "certificate": None, "details": {"traceback": traceback.format_exc()},
-               "series": {}, "error": f"{type(exc).__name__}: {exc}"}
-    rec.update({"theorem": task.theorem, "kind": task.kind, "index": task.index,
-                "setting": task.setting.to_json(), "pinned": task.pinned,
-                "seconds": time.perf_counter() - t0})
-    if ctrl is not None:
-        rec.update({"name": ctrl.name, "description": ctrl.description,
-                    "expected": str(ctrl.expected),
-                    "as_expected": rec["verdict"] == str(ctrl.expected)})
-    return rec
+        error = f"{type(exc).__name__}: {exc}"
+        out = Outcome(Verdict.INCONCLUSIVE, math.nan, math.nan, math.nan,
+                      f"harness error: {error}",
+                      details={"traceback": traceback.format_exc()})
+    cert = out.to_json()["certificate"]
+    return CheckRecord(
+        id=task.id, theorem=task.theorem, kind=task.kind, index=task.index,
+        pinned=task.pinned, setting=_data(task.setting.to_json()), verdict=out.verdict,
+        measured=float(out.measured), bound=float(out.bound), margin=float(out.margin),
+        reason=out.reason, certificate=None if cert is None else _data(cert),
+        details=_data(out.details), series=_data(out.series), error=error,
+        seconds=time.perf_counter() - t0,
+        name=None if ctrl is None else ctrl.name,
+        description=None if ctrl is None else ctrl.description,
+        expected=None if ctrl is None else ctrl.expected,
+        as_expected=None if ctrl is None else out.verdict == ctrl.expected)
 
 
-def _worker(args: tuple[Task, dict[str, Any]]) -> dict[str, Any]:
+def _worker(args: tuple[Task, dict[str, Any]]) -> CheckRecord:
     task, ctx_kw = args
     return evaluate(task, Context(**ctx_kw))
 
 
 def execute(tasks: list[Task], ctx_kw: dict[str, Any], workers: int,
             records: Path | None = None,
-            on_done: Callable[[dict[str, Any], int, int], None] | None = None,
-            done_before: int = 0, scheduler: str | None = None) -> Iterator[dict[str, Any]]:
+            on_done: Callable[[CheckRecord, int, int], None] | None = None,
+            done_before: int = 0, scheduler: str | None = None) -> Iterator[CheckRecord]:
     """Run tasks on ``workers`` local processes (or the Dask ``scheduler``), yielding records
     as they finish. Each record is appended to ``records`` (fsynced) before it is yielded."""
     total = done_before + len(tasks)
@@ -121,34 +148,25 @@ def execute(tasks: list[Task], ctx_kw: dict[str, Any], workers: int,
             fh.close()
 
 
-def task_key(task: Task) -> tuple[str, str, int]:
-    return (task.theorem, task.kind, task.index)
-
-
-def summarise(thm: Theorem, recs: list[dict[str, Any]]) -> dict[str, Any]:
+def summarise(thm: Theorem, recs: list[CheckRecord]) -> TheoremSummary:
     """The theorem's entry of results.json from its records."""
-    ex = sorted((r for r in recs if r["kind"] == "example"), key=lambda r: r["index"])
-    ct = sorted((r for r in recs if r["kind"] == "control"), key=lambda r: r["index"])
-    counts = {str(v): sum(r["verdict"] == str(v) for r in ex) for v in Verdict}
-    verdict = overall(Verdict(r["verdict"]) for r in ex)
-    errors = [r for r in ex + ct if r.get("error")]
-    ok_controls = sum(bool(r["as_expected"]) for r in ct)
+    ex = sorted((r for r in recs if r.kind is CheckKind.EXAMPLE), key=lambda r: r.index)
+    ct = sorted((r for r in recs if r.kind is CheckKind.CONTROL), key=lambda r: r.index)
+    counts = {str(v): sum(r.verdict == v for r in ex) for v in Verdict}
+    verdict = overall(r.verdict for r in ex)
+    errors = [r for r in ex + ct if r.error]
+    ok_controls = sum(bool(r.as_expected) for r in ct)
     behaved = counts["FAIL"] == 0 and not errors and ok_controls == len(ct)
     summary = (f"{counts['PASS']} pass, {counts['FAIL']} fail, {counts['INCONCLUSIVE']} "
                f"inconclusive, {counts['VACUOUS']} vacuous; controls as expected "
                f"{ok_controls}/{len(ct)}")
     if errors:
         summary += f"; {len(errors)} harness errors"
-    return {
-        "id": thm.id, "title": thm.title, "source": thm.source, "statement": thm.statement,
-        "statement_latex": thm.latex, "assumptions": list(thm.assumptions),
-        "notes": list(thm.notes), "verdict": str(verdict), "behaved": behaved,
-        "summary": summary, "counts": counts,
-        "seconds": sum(r["seconds"] for r in ex + ct),
-        "examples": [_strip(r) for r in ex], "controls": [_strip(r) for r in ct],
-        "plots": thm.plots(ex, ct),
-    }
-
-
-def _strip(r: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in r.items() if k not in ("theorem", "kind")}
+    # theorem plots read the records as JSON (theorems sit below this layer)
+    plots = thm.plots([r.to_json() for r in ex], [r.to_json() for r in ct])
+    return TheoremSummary(
+        id=thm.id, title=thm.title, source=thm.source, statement=thm.statement,
+        statement_latex=thm.latex, assumptions=tuple(thm.assumptions),
+        notes=tuple(thm.notes), verdict=verdict, behaved=behaved, summary=summary,
+        counts=counts, seconds=sum(r.seconds for r in ex + ct), examples=tuple(ex),
+        controls=tuple(ct), plots=tuple(_data(p) for p in plots))

@@ -25,7 +25,8 @@ from verify.claims.theorem import Theorem
 from verify.engine.setting import setting_key
 from verify.errors import UsageError
 from verify.run import rundir, runner
-from verify.run.results import SCHEMA, write_results
+from verify.run.records import CheckRecord, Results, RunInfo
+from verify.run.results import write_results
 
 
 @dataclass(frozen=True)
@@ -50,13 +51,13 @@ class Outcome:
     """A finished (or interrupted) run: its folder, results and whether all behaved."""
 
     out: Path
-    results: dict[str, Any]
+    results: Results
     ok: bool
     interrupted: bool
     seconds: float
 
 
-Progress = Callable[[dict[str, Any], int, int], None]
+Progress = Callable[[CheckRecord, int, int], None]
 
 
 def _say(text: str) -> None:
@@ -74,15 +75,15 @@ def run(req: Request, progress: Progress) -> Outcome:
     t0 = time.perf_counter()
     _say(f"drawing settings with Hypothesis (seed {req.seed}, scale {req.scale}) for "
          f"{', '.join(t.id for t in req.theorems)} …")
-    tasks = runner.plan(list(req.theorems), scale, n, req.seed)
-    manifest = {"schema": 1, "theorems": [t.id for t in req.theorems], "scale": req.scale,
-                "seed": req.seed, "examples": n, "tau": req.tau, "device": req.device,
-                "tasks": ["{}/{}/{}/{}".format(*runner.task_key(t),
-                                               setting_key(t.setting, req.tau)) for t in tasks]}
+    tasks = runner.plan(list(req.theorems), scale, n, req.seed, req.tau)
+    manifest = {"schema": rundir.MANIFEST_SCHEMA, "theorems": [t.id for t in req.theorems],
+                "scale": req.scale, "seed": req.seed, "examples": n, "tau": req.tau,
+                "device": req.device,
+                "tasks": [f"{t.id} {setting_key(t.setting, req.tau)}" for t in tasks]}
     with rundir.locked(out):
         prior = claim_out(out, manifest, req.overwrite)
-        done = {rundir.record_key(r) for r in prior}
-        todo = [t for t in tasks if runner.task_key(t) not in done]
+        done = {r.id for r in prior}
+        todo = [t for t in tasks if t.id not in done]
         if prior:
             _say(f"resuming {out}: {len(prior)} of {len(tasks)} checks already done")
         _say(f"{len(todo)} checks on {req.device}, {req.workers} worker process(es); "
@@ -103,22 +104,21 @@ def run(req: Request, progress: Progress) -> Outcome:
                   "command again to resume", file=sys.stderr)
         finally:
             signal.signal(signal.SIGTERM, previous)
-        entries = [runner.summarise(t, [r for r in recs if r["theorem"] == t.id])
-                   for t in req.theorems]
-        ok = not interrupted and all(e["behaved"] for e in entries)
-        results = {"schema": SCHEMA, "run": {
-            "started": started.isoformat(timespec="seconds"),
-            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-            "wall_seconds": time.perf_counter() - t0, "seed": req.seed, "scale": req.scale,
-            "device": req.device,
-            "dtype": "float64 (polish, certificates; first phases at each setting's precision)",
-            "examples": n, "tau": req.tau,
-            "theorems_requested": [t.id for t in req.theorems],
-            "command": req.command, "versions": _versions(),
-            "git_commit": _git_commit(), "platform": platform.platform(), "threads": 1,
-            "workers": req.workers, "scheduler": req.scheduler,
-            "resumed_records": len(prior), "ok": ok, "interrupted": interrupted},
-            "theorems": entries}
+        entries = tuple(runner.summarise(t, [r for r in recs if r.theorem == t.id])
+                        for t in req.theorems)
+        ok = not interrupted and all(e.behaved for e in entries)
+        info = RunInfo(
+            started=started.isoformat(timespec="seconds"),
+            finished=datetime.now(UTC).isoformat(timespec="seconds"),
+            wall_seconds=time.perf_counter() - t0, seed=req.seed, scale=req.scale,
+            device=req.device,
+            dtype="float64 (polish, certificates; first phases at each setting's precision)",
+            examples=n, tau=req.tau, theorems_requested=tuple(t.id for t in req.theorems),
+            command=req.command, versions=_versions(), git_commit=_git_commit(),
+            platform=platform.platform(), threads=1, workers=req.workers,
+            scheduler=req.scheduler, resumed_records=len(prior), ok=ok,
+            interrupted=interrupted)
+        results = Results(info, entries)
         write_results(results, out)
     return Outcome(out, results, ok, interrupted, time.perf_counter() - t0)
 
@@ -141,7 +141,7 @@ def prepare_out(out: Path) -> Path:
     return out
 
 
-def claim_out(out: Path, manifest: dict[str, Any], overwrite: bool) -> list[dict[str, Any]]:
+def claim_out(out: Path, manifest: dict[str, Any], overwrite: bool) -> list[CheckRecord]:
     """Under the lock: the records to resume from (same manifest), or a clean folder."""
     old = rundir.read_manifest(out) if not overwrite else None
     has_run = any((out / m).exists() for m in rundir.RUN_FILES)
