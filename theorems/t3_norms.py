@@ -19,7 +19,6 @@ slack does not hide a failure of homogeneity (the controls).
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass
 
 import torch
@@ -63,7 +62,7 @@ class Claim:
 
 CLAIM = Claim()
 # smallest relative error of the claim caught (bisection on the first pinned setting)
-DETECTION = {"layers": math.nan}
+DETECTION = {"layers": 7.1e-11}
 
 
 def check(s: Setting, ctx: Context, claim: Claim = CLAIM) -> Outcome:

@@ -245,7 +245,12 @@ THEOREM = Theorem(
     check=check,
     controls=controls,
     pinned=pinned,
-    notes=("Trends use Spearman's ρ with a 95% bootstrap interval that resamples the seeds "
+    notes=("Detection limit: a relative error of the bound below 1 is not caught on the pinned "
+           "network — D_K(W_2) = 2e-14 sits at the rounding level while the bound is 0.84 (the "
+           "net is exactly rank K−1); a false rank claim (K−2, no within-class term) fails "
+           "every layer, and a reversed sign fails every trend of the sweep "
+           "(tests/claims/test_mutants.py).",
+           "Trends use Spearman's ρ with a 95% bootstrap interval that resamples the seeds "
            "at each λ of the sweep; "
            "PASS only when it excludes the wrong sign. The λ trend is the mean within-layer "
            "ρ, the depth trend the mean within-network ρ; the TCV trend is pooled.",

@@ -132,7 +132,7 @@ class TheoremCollector(pytest.Collector):
         scale = BY_NAME[config.getoption("--verify-scale")]
         n = config.getoption("--verify-examples")
         tasks = plan(self.theorems, scale, scale.examples if n is None else n,
-                     config.getoption("--verify-seed"))
+                     config.getoption("--verify-seed"), config.getoption("--verify-tau"))
         ctx = Context(tau=config.getoption("--verify-tau"), max_seconds=scale.max_seconds,
                       scale=scale.name)
         by_id = {t.id: t for t in self.theorems}
