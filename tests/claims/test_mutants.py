@@ -307,3 +307,17 @@ if __name__ == "__main__":  # the table and the limits for the notes: python -m 
     for tid, entry in REGISTRY.items():
         for knob in entry.knobs:
             print(f"{tid} {knob.part}: detection limit {detection_limit(tid, knob):.3g}")
+
+
+def test_identity_checks_are_labelled() -> None:
+    """T2's parts and T4(c) hold for any θ once their tolerance is computed from it: the
+    outcome and every such part say so; the other parts do not."""
+    t2 = run("T2", 0)
+    assert t2.identity_check and all(p.get("identity_check")
+                                     for p in t2.details["parts"].values())
+    assert "identity check" in t2.reason and "identity_check" in t2.to_json()
+    t4 = run("T4", 0)
+    flagged = {k for k, p in t4.details["parts"].items() if p.get("identity_check")}
+    assert flagged == {k for k in t4.details["parts"] if k.startswith("(c)")}
+    assert not t4.identity_check
+    assert not any(p.get("identity_check") for p in run("T0", 0).details["parts"].values())
