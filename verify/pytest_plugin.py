@@ -24,9 +24,12 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from _pytest._code.code import TerminalRepr
 
 GROUP = "verify.theorems"
 SCALES = ("quick", "standard", "large")
@@ -179,7 +182,7 @@ class TheoremItem(pytest.Item):
             pytest.skip(f"{out.verdict}: {out.reason}")
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
-                     style: Any = None) -> str:
+                     style: Any = None) -> str | TerminalRepr:
         if isinstance(excinfo.value, VerdictFailure):
             return f"{self.theorem.id} {self.theorem.title}\n{excinfo.value}"
         return super().repr_failure(excinfo, style)  # a harness error: its traceback

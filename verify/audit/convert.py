@@ -123,7 +123,8 @@ def from_sequential(model: nn.Module, image: tuple[int, int, int] | None = None)
     """
     require(isinstance(model, nn.Sequential), "model", type(model).__name__,
             "an nn.Sequential (or a state_dict or safetensors file with an architecture)")
-    layers: list[tuple[str, nn.Module]] = []  # Linear/Conv2d
+    # nn.Linear / nn.Conv2d; Any because torch types their attributes as Tensor | Module
+    layers: list[tuple[str, Any]] = []
     slots: list[list[str]] = [[]]  # activations after each weight layer (slots[0]: before)
     flat_at: list[int] = []  # how many weight layers came before each Flatten
     for name, m in _leaves(model):
@@ -167,9 +168,9 @@ def from_sequential(model: nn.Module, image: tuple[int, int, int] | None = None)
                 "Flatten only before the first Linear layer (an MLP on images) or between "
                 "the conv layers and the dense head")
     biased = [m.bias is not None for _, m in layers]
-    for (name, _), b in zip(layers, biased, strict=True):
-        if b != biased[0]:
-            raise _refuse(f"layer {name} (Linear)", f"bias={b}",
+    for (name, _), has_bias in zip(layers, biased, strict=True):
+        if has_bias != biased[0]:
+            raise _refuse(f"layer {name} (Linear)", f"bias={has_bias}",
                           f"biases on every layer or on none (layer {layers[0][0]} has "
                           f"bias={biased[0]})")
     for (n0, a), (n1, b) in itertools.pairwise(layers):
@@ -183,7 +184,7 @@ def from_sequential(model: nn.Module, image: tuple[int, int, int] | None = None)
                  _dtype_name(layers[0][1].weight))
 
 
-def _conv_model(layers: list[tuple[str, nn.Module]], activation: str, flat_at: list[int],
+def _conv_model(layers: list[tuple[str, Any]], activation: str, flat_at: list[int],
                 image: tuple[int, int, int] | None) -> Model:
     """The conv-net case of :func:`from_sequential`: convs, then Flatten, then one head."""
     m_conv = sum(isinstance(m, nn.Conv2d) for _, m in layers)
@@ -206,7 +207,8 @@ def _conv_model(layers: list[tuple[str, nn.Module]], activation: str, flat_at: l
         # square images: the head's width fixes the side through the conv strides
         image = _square_image(c0, [int(m.out_channels) for _, m in layers[:-1]],
                               int(head.in_features), head_name)
-    arch = ConvNet(tuple(int(v) for v in image), tuple(int(m.out_channels)
+    c, h, w = (int(v) for v in image)
+    arch = ConvNet((c, h, w), tuple(int(m.out_channels)
                                                        for _, m in layers[:-1]),
                    int(head.out_features), activation)
     for (name, m), shape in zip(layers, arch.shapes(), strict=True):
@@ -258,6 +260,7 @@ def from_state_dict(state: Mapping[str, Tensor], arch: Network | nn.Module) -> M
         got = layers[prefix].get("weight")
         require(got is not None, "state_dict", f"'{prefix}.bias' without '{prefix}.weight'",
                 "a weight for every layer")
+        assert got is not None  # refused just above; tells the type checker
         require(tuple(got.shape) == shape, f"state_dict '{prefix}.weight'", tuple(got.shape),
                 f"shape {shape} for {_describe(arch)}")
         has_bias = "bias" in layers[prefix]

@@ -33,6 +33,7 @@ from verify.claims.verdict import Outcome
 from verify.engine.certificate import Certificate, certify
 from verify.engine.residual import relative_residual
 from verify.engine.setting import Trained
+from verify.engine.status import TrainStatus
 from verify.engine.train import TrainConfig, TrainResult, train
 from verify.errors import require
 from verify.nets.network import Network, weights
@@ -212,7 +213,7 @@ def given_result(obj: Objective, params: tuple[torch.Tensor, ...]) -> TrainResul
                        trace_steps=(0,), trace_F=(F,),
                        trace_residual=(relative_residual(obj, params),), gd_steps=0,
                        lbfgs_iters=0, continuation_iters=0, stop_reason=GIVEN, seconds=0.0,
-                       finite=math.isfinite(F))
+                       status=TrainStatus.GIVEN if math.isfinite(F) else TrainStatus.DIVERGED)
 
 
 def _audit(m: Model, obj: Objective, tau: float, source: str, ids: tuple[str, ...] | None,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,7 @@ def _moved_rows(a: Audit) -> list[tuple[str, str]]:
             ("polish", f"{m.iterations} iterations, {m.seconds:.1f} s: {m.stop_reason}")]
 
 
-def _md_table(heads: list[str], rows: list[tuple[str, ...]]) -> list[str]:
+def _md_table(heads: list[str], rows: Sequence[tuple[str, ...]]) -> list[str]:
     def cell(v: str) -> str:
         return v.replace("|", "\\|").replace("\n", " ")
 
@@ -147,7 +148,7 @@ CSS = ("body{font-family:system-ui,sans-serif;max-width:75em;margin:2em auto;pad
        ".VACUOUS{color:#555}.yes{color:#11772d}.no{color:#b00020}")
 
 
-def _html_table(heads: list[str], rows: list[tuple[str, ...]], cls_col: int | None = None
+def _html_table(heads: list[str], rows: Sequence[tuple[str, ...]], cls_col: int | None = None
                 ) -> str:
     e = html.escape
     head = "".join(f"<th>{e(h)}</th>" for h in heads)

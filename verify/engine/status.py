@@ -20,3 +20,4 @@ class TrainStatus(StrEnum):
     STALLED = "stalled"  # stopped before the target with budget left (no more progress)
     DIVERGED = "diverged"  # F became non-finite; the parameters are not usable
     TIME_LIMIT = "time_limit"  # the wall-clock budget (TrainConfig.max_seconds) was spent
+    GIVEN = "given"  # weights supplied from outside (verify.audit): no stage ran
