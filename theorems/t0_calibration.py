@@ -170,7 +170,8 @@ def check(s: Setting, ctx: Context, claim: Claim = CLAIM) -> Outcome:
     sig_M = spectra.singular_values(M).cpu()
     want = claim.values(sig_M, s.lam)
     got = spectra.singular_values(W2 @ W1)[: len(want)].cpu()
-    tol = svt_tolerance(W1, W2, *t.stationarity.R, s.lam, sig_M, t.objective.data,
+    R1, R2 = t.stationarity.R
+    tol = svt_tolerance(W1, W2, R1, R2, s.lam, sig_M, t.objective.data,
                         layer_errors(t.objective, t.result.params))
     allowed = torch.tensor(tol.allowed(len(want)), dtype=torch.float64)
     err = (got - want).abs()
