@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 
@@ -137,7 +138,9 @@ def _certify(obj: Objective, theta: tuple[torch.Tensor, ...]) -> C.Certificate:
     return C.certify(obj, res, tau=1e-6)[0]
 
 
+@functools.cache
 def _points() -> list[tuple[str, Objective, tuple[torch.Tensor, ...], C.Certificate]]:
+    """The points searched (trained on first use, once per process)."""
     out = []
     obj, theta, _ = dead_unit_saddle()
     out.append(("dead-unit saddle", obj, theta, _certify(obj, theta)))
@@ -163,12 +166,18 @@ def _points() -> list[tuple[str, Objective, tuple[torch.Tensor, ...], C.Certific
     return out
 
 
-POINTS = _points()
+NAMES = ("dead-unit saddle", "θ = 0", "trained relu seed 0", "trained relu seed 1",
+         "trained relu seed 2", "trained leaky_relu seed 3", "trained identity seed 4",
+         "linear saddle")
 
 
-@pytest.mark.parametrize("i", range(len(POINTS)), ids=[p[0] for p in POINTS])
+def test_the_point_names_are_the_points() -> None:
+    assert tuple(p[0] for p in _points()) == NAMES
+
+
+@pytest.mark.parametrize("i", range(len(NAMES)), ids=NAMES)
 def test_the_certificate_refuses_every_saddle_the_search_finds(i: int) -> None:
-    name, obj, theta, cert = POINTS[i]
+    name, obj, theta, cert = _points()[i]
     found = descent(obj, theta, cert, seed=i)
     if found > 0:
         assert not cert.certified, f"{name}: descent {found:.3g} beyond the allowance, " \
@@ -178,7 +187,7 @@ def test_the_certificate_refuses_every_saddle_the_search_finds(i: int) -> None:
 
 
 def test_the_search_finds_the_known_saddles_and_the_certificate_names_them() -> None:
-    by_name = {p[0]: p for p in POINTS}
+    by_name = {p[0]: p for p in _points()}
     for name in ("dead-unit saddle", "θ = 0", "linear saddle"):
         _, obj, theta, cert = by_name[name]
         assert descent(obj, theta, cert) > 0, name
@@ -189,6 +198,6 @@ def test_the_search_finds_the_known_saddles_and_the_certificate_names_them() -> 
 
 def test_the_oracle_is_not_vacuous() -> None:
     """Some trained points are certified and the search finds no descent there."""
-    clean = [p[0] for i, p in enumerate(POINTS)
+    clean = [p[0] for i, p in enumerate(_points())
              if p[3].certified and descent(p[1], p[2], p[3], seed=i) <= 0]
-    assert len(clean) >= 3, [(p[0], p[3].reason) for p in POINTS]
+    assert len(clean) >= 3, [(p[0], p[3].reason) for p in _points()]

@@ -138,13 +138,14 @@ def _established(r: float, kind: str, kinks: int, tau: float, eig: float | None,
     first = (f"first order: max r_k = {r:.2g} (τ = {tau:.0e}; "
              + (f"Clarke residual, {kinks} kinked entries, not B-stationarity)"
                 if kind == "clarke" else "plain gradient)"))
-    if method.startswith("tangent"):
-        where = f"the tangent space of the kink manifold ({method.removeprefix('tangent ')})"
-    elif method.startswith("skipped"):
-        where = f"none ({method})"
+    base, _, extra = method.partition("; ")
+    if base.startswith("tangent"):
+        where = f"the tangent space of the kink manifold {base.removeprefix('tangent ')}"
+    elif base.startswith("skipped"):
+        where = f"no subspace ({base})"
     else:
-        where = f"all directions ({method.split(';')[0]})"
-    second = f"second order on {where}" + (
+        where = f"all directions ({base})"
+    second = f"second order on {where}" + (f" and along the {extra}" if extra else "") + (
         f", min {eig:.3g}" if eig is not None else "")
     units = sum(len(v.units) for v in revivals)
     if not tested:
