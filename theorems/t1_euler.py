@@ -9,6 +9,8 @@ the layers. ``assess`` checks it at a given network's own θ and inputs (verify.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sympy as sp
 import torch
 from hypothesis import strategies as st
@@ -23,6 +25,19 @@ from verify.nets.network import Network, forward, weights
 from verify.nets.objective import Objective
 
 TOL = 1e-10  # THEOREMS.md: relative error ≤ 1e-10 in float64
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The claimed degree of homogeneity per layer: ⟨W_k, ∇_{W_k}f⟩ = degree·f. The theorem
+    is degree 1; a false variant (tests/claims/test_mutants.py) claims 2, or 1 + e."""
+
+    degree: float = 1.0
+
+
+CLAIM = Claim()
+# smallest relative error of the claim caught (bisection on the pinned setting)
+DETECTION = {"all samples": 1e-10, "per sample": 1e-10}
 
 
 def symbolic_proof(widths: tuple[int, ...] = (2, 2, 2, 1)) -> bool:
@@ -57,7 +72,7 @@ def settings(draw: st.DrawFn, scale: Scale) -> Setting:
 
 
 def euler(arch: Network, params: Params, X: Tensor, V: Tensor,
-          proof_widths: tuple[int, ...] | None = None) -> Outcome:
+          proof_widths: tuple[int, ...] | None = None, claim: Claim = CLAIM) -> Outcome:
     """The identity at θ = ``params`` on inputs ``X`` with output weights ``V``: per layer
     over all samples at once, and per sample for the first few."""
     ps = tuple(p.detach().requires_grad_(True) for p in params)
@@ -69,7 +84,7 @@ def euler(arch: Network, params: Params, X: Tensor, V: Tensor,
     out = forward(arch, ps, X).detach()
     scale = float((V.abs() * out.abs()).sum()) or 1.0
     phi_v = float(phi.detach())
-    err = max(abs(v - phi_v) for v in lhs) / scale
+    err = max(abs(v - claim.degree * phi_v) for v in lhs) / scale
     # per sample: ⟨W_k, ∇_{W_k}φ_i⟩ = φ_i with φ_i = ⟨v_i, f(x_i)⟩ (first few samples)
     per_sample = []
     for i in range(min(X.shape[0], 4)):
@@ -77,7 +92,7 @@ def euler(arch: Network, params: Params, X: Tensor, V: Tensor,
         gi = torch.autograd.grad(phi_i, ps)
         phi_i = phi_i.detach()
         scale_i = float((V[i].abs() * out[i].abs()).sum()) or 1.0
-        per_sample.append(max(abs(float((w * g).sum()) - float(phi_i))
+        per_sample.append(max(abs(float((w * g).sum()) - claim.degree * float(phi_i))
                               for w, g in zip(W, gi, strict=False)) / scale_i)
     details: dict[str, object] = {"euler_lhs": lhs, "phi": phi_v,
                                   "per_sample_rel_error": per_sample}
@@ -91,7 +106,7 @@ def euler(arch: Network, params: Params, X: Tensor, V: Tensor,
     return combine(parts, details)
 
 
-def check(s: Setting, ctx: Context) -> Outcome:
+def check(s: Setting, ctx: Context, claim: Claim = CLAIM) -> Outcome:
     """At random θ (the setting's init with random biases), per layer and per output."""
     arch = s.architecture()
     params = list(s.init(ctx.device))
@@ -100,7 +115,7 @@ def check(s: Setting, ctx: Context) -> Outcome:
         params[i] = torch.randn(params[i].shape, generator=gen, dtype=params[i].dtype)
     X = torch.randn(s.n, s.widths[0], generator=gen, dtype=torch.float64) * s.init_scale
     V = torch.randn(s.n, s.widths[-1], generator=gen, dtype=torch.float64)
-    return euler(arch, tuple(params), X, V, tuple(s.widths))
+    return euler(arch, tuple(params), X, V, tuple(s.widths), claim)
 
 
 def assess(t: Trained) -> Outcome:
@@ -153,5 +168,8 @@ THEOREM = Theorem(
     assess=assess,
     applies=applies,
     notes=("sympy proves the identity symbolically for a 2-2-2-1 network inside a fixed "
-           "activation pattern (see details of the pinned example).",),
+           "activation pattern (see details of the pinned example).",
+           "Detection limit (bisection on the pinned setting): a claimed degree 1 + e is "
+           f"caught from e = {DETECTION['all samples']:.1g} (all samples) and "
+           f"{DETECTION['per sample']:.1g} (per sample): THEOREMS.md's 1e-10."),
 )

@@ -19,6 +19,7 @@ slack does not hide a failure of homogeneity (the controls).
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 import torch
 from hypothesis import strategies as st
@@ -49,11 +50,26 @@ def settings(scale: Scale) -> st.SearchStrategy[Setting]:
     return networks(scale, HOMOGENEOUS)
 
 
-def check(s: Setting, ctx: Context) -> Outcome:
-    return assess(realise(s, ctx))
+@dataclass(frozen=True)
+class Claim:
+    """The claimed balance ‖W_k‖² = ratio·‖W_j‖² (k < j) in the norm ``norm``; the theorem is
+    ratio 1 in Frobenius norm. False variants (tests/claims/test_mutants.py): ratio 2 or
+    1 + e, or the spectral norm."""
+
+    ratio: float = 1.0
+    norm: str = "fro"
 
 
-def assess(t: Trained) -> Outcome:
+CLAIM = Claim()
+# smallest relative error of the claim caught (bisection on the first pinned setting)
+DETECTION = {"layers": 7.1e-11}
+
+
+def check(s: Setting, ctx: Context, claim: Claim = CLAIM) -> Outcome:
+    return assess(realise(s, ctx), claim)
+
+
+def assess(t: Trained, claim: Claim = CLAIM) -> Outcome:
     """The executable form at the trained (or given) θ, with its certificate's residuals."""
     W = weights(t.objective.arch, t.result.params)
     st_ = t.stationarity
@@ -62,7 +78,9 @@ def assess(t: Trained) -> Outcome:
     if st_.slopes is not None:
         gD = piece_gradient(t.objective, t.result.params, st_.slopes)
         band = [abs(float((w * (g - d)).sum())) for w, g, d in zip(W, st_.g, gD, strict=False)]
-    norms2 = [float((w * w).sum()) for w in W]
+    norms2 = [float((w * w).sum()) if claim.norm == "fro"
+              else float(torch.linalg.matrix_norm(w.reshape(w.shape[0], -1), 2)) ** 2
+              for w in W]
     slack = [float((w * w).sum()) ** 0.5 * float((R * R).sum()) ** 0.5
              for w, R in zip(W, st_.R, strict=True)]
     lam = t.objective.lam
@@ -70,7 +88,8 @@ def assess(t: Trained) -> Outcome:
     for k, j in itertools.combinations(range(len(W)), 2):
         kink = (band[k] + band[j]) / lam if lam > 0 else 0.0
         parts[f"layers {k + 1},{j + 1}"] = judge(
-            abs(norms2[k] - norms2[j]), slack[k] + slack[j] + kink, max(norms2[k], norms2[j]),
+            abs(norms2[k] - claim.ratio * norms2[j]), slack[k] + slack[j] + kink,
+            max(norms2[k], norms2[j]),
             f"|‖W_{k + 1}‖² − ‖W_{j + 1}‖²|", certificate=t.certificate)
     details = {"norms_squared": norms2, "c_k": [-e for e in E], "kink_band_terms": band,
                "sqrt_c_over_lambda": [(-e / lam) ** 0.5 if lam > 0 and e < 0 else None
@@ -140,7 +159,9 @@ THEOREM = Theorem(
     pinned=pinned,
     assess=assess,
     applies=applies,
-    notes=("Related (not checked here): without weight decay, under gradient flow "
+    notes=("Detection limit (bisection on the pinned ReLU MLP): a claimed ratio "
+           f"‖W_k‖² = (1 + e)‖W_j‖² is caught from e = {DETECTION['layers']:.1g}.",
+           "Related (not checked here): without weight decay, under gradient flow "
            "‖W_k‖² − ‖W_j‖² is conserved from the initialisation.",
            "Unregularised biases do NOT break norm balance, contrary to THEOREMS.md: scaling "
            "(W_k, b_k, b_{k+1}, …, b_L) by c scales f by c, and ∇_b F = 0 at stationarity, "

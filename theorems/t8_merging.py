@@ -64,16 +64,40 @@ def strategy(draw: st.DrawFn, scale: Scale) -> MergeSetting:
                         steps=600 if linear else 1000, polish=linear)
 
 
-def _parts(rep: MergeReport) -> dict[str, Outcome]:
+@dataclass(frozen=True)
+class Claim:
+    """The pieces of the claim; the defaults are the theorem. False variants (mutants,
+    tests/claims/test_mutants.py): the leakage bound scaled by ``leak_scale``; the bound
+    paired with the task's own first layer (``own_layer``); the claim judged on the loss
+    instead of the accuracy (``metric``), with no allowance."""
+
+    leak_scale: float = 1.0
+    own_layer: bool = False
+    metric: str = "accuracy"
+
+
+CLAIM = Claim()
+# smallest relative error of each part's claim caught (bisection on the first pinned setting,
+# tests/claims/test_mutants.py)
+DETECTION = {"leakage": 0.12}
+
+
+def _parts(rep: MergeReport, claim: Claim = CLAIM) -> dict[str, Outcome]:
     parts = {}
     for me, other in (("A", "B"), ("B", "A")):
         t = rep.tasks[me]
         if math.isfinite(t.leak_bound):
             parts[f"leakage {other}→{me}"] = judge(
-                t.leak_measured, t.leak_bound, t.leak_rounding,
+                t.leak_own if claim.own_layer else t.leak_measured,
+                claim.leak_scale * t.leak_bound, t.leak_rounding,
                 f"‖W₁^{other} X_{me}‖ ≤ Σ_x bound", require_certificate=False,
                 trivial=t.leak_own)  # a bound as large as ‖W₁^{me} X_{me}‖ says nothing
         acc, ind = t.accuracy["sum"], t.accuracy["individual"]
+        if claim.metric == "loss":
+            parts[f"claim on {me}"] = judge(
+                t.loss["sum"], t.loss["individual"], max(t.loss["individual"], 1e-300),
+                f"loss of the sum on {me} ≤ the individual's", require_certificate=False)
+            continue
         # the drop the argument allows; allowing a fall to chance level says nothing
         parts[f"claim on {me}"] = judge(
             ind - acc, ind - t.tolerance_accuracy, 1.0,
@@ -83,9 +107,9 @@ def _parts(rep: MergeReport) -> dict[str, Outcome]:
     return parts
 
 
-def check_merge(ms: MergeSetting, ctx: Context) -> Outcome:
+def check_merge(ms: MergeSetting, ctx: Context, claim: Claim = CLAIM) -> Outcome:
     rep = evaluate(ms, ctx)
-    return combine(_parts(rep), rep.to_json())
+    return combine(_parts(rep, claim), rep.to_json())
 
 
 def check_search(search: OverlapSearch, ctx: Context) -> Outcome:
@@ -128,8 +152,9 @@ def check_search(search: OverlapSearch, ctx: Context) -> Outcome:
                           tried=len(seen), details=details, series=series)
 
 
-def check(s: MergeSetting | OverlapSearch, ctx: Context) -> Outcome:
-    return check_search(s, ctx) if isinstance(s, OverlapSearch) else check_merge(s, ctx)
+def check(s: MergeSetting | OverlapSearch, ctx: Context, claim: Claim = CLAIM) -> Outcome:
+    return (check_search(s, ctx) if isinstance(s, OverlapSearch)
+            else check_merge(s, ctx, claim))
 
 
 def _digits(scale: Scale, **kw: Any) -> MergeSetting:
@@ -237,7 +262,10 @@ THEOREM = Theorem(
     check=check,
     controls=controls,
     pinned=pinned,
-    notes=("Tolerance of the claim: samples whose margin under f_A exceeds 2·Π_{k≥2}‖W_k^A‖₂ "
+    notes=("Detection limit (bisection on the digits pair, tests/claims/test_mutants.py): the "
+           f"leakage bound scaled by 1 − e is caught from e = {DETECTION['leakage']:.1g}; at "
+           "ε = 0 both sides are at the rounding level (‖W₁^B X_A‖ = ‖R₁^B X_A‖ ≈ 5e-13).",
+           "Tolerance of the claim: samples whose margin under f_A exceeds 2·Π_{k≥2}‖W_k^A‖₂ "
            "times the leakage bound must stay correct; cross terms above the first layer "
            "are outside the argument and are reported, not excused.",
            "Measured on the digits pair at ε = 0 (shallow ReLU, λ = 0.1, n = 30 per task): the "

@@ -341,6 +341,7 @@ def cmd_check(a: argparse.Namespace) -> int:
                   f"({cert['residual_kind']}, {cert['kinks']} kinks); λ_min(∇²F) = "
                   f"{cert['min_hessian_eig']} ({cert['hessian_method']})"
                   f"{_cost_text(cert)}")
+            print(f"  established: {(cert.get('established') or {}).get('summary', '—')}")
     return EXIT_NOT_AS_EXPECTED if str(out.verdict) == "FAIL" else EXIT_OK
 
 

@@ -54,14 +54,20 @@ class Outcome:
     certificate: Certificate | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
     series: Mapping[str, Any] = field(default_factory=dict)
+    # an identity check holds for any θ once its tolerance is computed from the same θ: it
+    # tests the measurement code only, and is no evidence for the paper's claim
+    identity_check: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "verdict": str(self.verdict), "measured": self.measured, "bound": self.bound,
             "margin": self.margin, "reason": self.reason,
             "certificate": None if self.certificate is None else self.certificate.to_json(),
             "details": dict(self.details), "series": dict(self.series),
         }
+        if self.identity_check:
+            out["identity_check"] = True
+        return out
 
 
 def margin(measured: float, bound: float, scale: float) -> float:
@@ -73,14 +79,25 @@ def margin(measured: float, bound: float, scale: float) -> float:
 
 def judge(measured: float, bound: float, scale: float, what: str, *,
           certificate: Certificate | None = None, require_certificate: bool = True,
-          trivial: float | None = None) -> Outcome:
+          trivial: float | None = None, identity_check: bool = False) -> Outcome:
     """Outcome of the claim ``measured ≤ bound`` (both on the scale ``scale``).
 
     VACUOUS at a collapsed (trivial) stationary point; INCONCLUSIVE when the certificate
     is required and not met or a value is not finite;
     FAIL when measured > bound + ROUNDING·scale; VACUOUS when the bound is no better than the
-    ``trivial`` one; PASS otherwise.
+    ``trivial`` one; PASS otherwise. ``identity_check`` labels a part whose bound holds for
+    any θ (it can fail only through the measurement code); the reason says so.
     """
+    out = _judge(measured, bound, scale, what, certificate, require_certificate, trivial)
+    if identity_check:
+        return replace(out, identity_check=True,
+                       reason=f"{out.reason} [identity check: not evidence for the claim]")
+    return out
+
+
+def _judge(measured: float, bound: float, scale: float, what: str,
+           certificate: Certificate | None, require_certificate: bool,
+           trivial: float | None) -> Outcome:
     m = margin(measured, bound, scale)
     if require_certificate and certificate is not None and certificate.collapsed:
         return Outcome(Verdict.VACUOUS, measured, bound, m,
@@ -121,10 +138,14 @@ def combine(parts: Mapping[str, Outcome], details: Mapping[str, Any] | None = No
     name, worst = max(parts.items(), key=key)
     info = dict(details or {})
     info["parts"] = {k: {"verdict": str(o.verdict), "measured": o.measured, "bound": o.bound,
-                         "margin": o.margin, "reason": o.reason} for k, o in parts.items()}
+                         "margin": o.margin, "reason": o.reason,
+                         **({"identity_check": True} if o.identity_check else {})}
+                     for k, o in parts.items()}
     cert = next((o.certificate for o in parts.values() if o.certificate is not None), None)
+    # the outcome is an identity check only when every part is one
     return replace(worst, reason=f"[{name}] {worst.reason}", certificate=cert,
-                   details=info, series=dict(series or {}))
+                   details=info, series=dict(series or {}),
+                   identity_check=all(o.identity_check for o in parts.values()))
 
 
 def overall(verdicts: Iterable[Verdict]) -> Verdict:

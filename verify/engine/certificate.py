@@ -13,7 +13,14 @@ For trained θ the certificate records
   that relative order without being near a saddle;
 * whether some layer collapsed to 0 (the trivial stationary point; claims become vacuous).
 
+* for ReLU-type nets, the revival test of inactive units (:mod:`verify.engine.revival`): the
+  second derivative of F along the revival of a dead (or zero) unit is λ − max_v‖c(v)‖, which
+  the Hessian of autograd (relu′(0) = 0) and the tangent space of the kink manifold both
+  miss; it enters λ_min and the curvature test like any other direction.
+
 Certified ⇔ finite, loss decreased, not collapsed, max_k r_k ≤ τ, and no negative curvature.
+What a certificate established — residual level, the subspace of the second-order test, the
+inactive units tested — is stated in :class:`Established`: always local, never global.
 
 Everything here is evaluated in float64, whatever precision the first training phase used
 (:data:`verify.engine.train.PRECISIONS`): a float32 gradient carries rounding of ~1e-7 relative,
@@ -31,6 +38,7 @@ from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 from torch import Tensor
 
 from verify.engine.residual import Stationarity, best_stationarity, stationarity
+from verify.engine.revival import Revival, revival_tests, testable
 from verify.engine.train import TrainResult
 from verify.nets.activations import KinkSlopes, Params
 from verify.nets.dense import forward_internals
@@ -104,6 +112,56 @@ def min_hessian_eigenvalue(obj: Objective, params: Params,
 
 
 @dataclass(frozen=True)
+class Established:
+    """What a certificate established, and what it did not.
+
+    ``residual``/``residual_kind``: the first-order level max_k r_k and its measure (plain
+    gradient, or the best Clarke subgradient at kinks — not B-stationarity); ``second_order``:
+    the subspace the curvature test covered and ``min_second_order`` its smallest value
+    (revival directions included); ``inactive_units``: how many inactive ReLU units were tested
+    for revival, ``revival`` the per-layer records; ``scope``: always local — a certified point
+    may be a non-global local minimum.
+    """
+
+    residual: float
+    residual_kind: str
+    second_order: str
+    min_second_order: float | None
+    inactive_units: int
+    revival: tuple[Revival, ...]
+    summary: str
+    scope: str = "local, not global"
+
+
+def _established(r: float, kind: str, kinks: int, tau: float, eig: float | None, method: str,
+                 revivals: tuple[Revival, ...], tested: bool) -> Established:
+    first = (f"first order: max r_k = {r:.2g} (τ = {tau:.0e}; "
+             + (f"Clarke residual, {kinks} kinked entries, not B-stationarity)"
+                if kind == "clarke" else "plain gradient)"))
+    base, _, extra = method.partition("; ")
+    if base.startswith("tangent"):
+        where = f"the tangent space of the kink manifold {base.removeprefix('tangent ')}"
+    elif base.startswith("skipped"):
+        where = f"no subspace ({base})"
+    else:
+        where = f"all directions ({base})"
+    second = f"second order on {where}" + (f" and along the {extra}" if extra else "") + (
+        f", min {eig:.3g}" if eig is not None else "")
+    units = sum(len(v.units) for v in revivals)
+    if not tested:
+        inactive = "inactive units: not tested (no ReLU kinks, or biases/residual blocks)"
+    elif not revivals:
+        inactive = "inactive units: none"
+    else:
+        inactive = "inactive units: " + "; ".join(
+            f"layer {v.layer}: {len(v.units)}, max_v‖c(v)‖ = {v.max_c:.3g} "
+            f"({v.starts} starts{'' if v.exact else ', through kinked layers above'})"
+            for v in revivals)
+    return Established(r, kind, where, eig, units, revivals,
+                       f"{first}; {second}; {inactive}; local, not global")
+
+
+@dataclass(frozen=True)
 class Certificate:
     """Evidence that θ is (or is not) a stationary point of F; see module docstring."""
 
@@ -127,6 +185,8 @@ class Certificate:
     train_seconds: float
     reason: str
     cost: dict = field(default_factory=dict)  # the first phase's precision, s/step, memory
+    # defaults keep certificates pickled before these fields loadable (class attributes)
+    established: Established | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -149,6 +209,17 @@ def certify(obj: Objective, result: TrainResult, tau: float,
     eig, method = (None, "skipped: not finite") if not finite else (
         min_hessian_eigenvalue(obj, params, best.slopes if best is not None else None)
         if hessian else (None, "skipped: not requested"))
+    revivals: tuple[Revival, ...] = ()
+    if finite and hessian and obj.lam > 0 and testable(obj):
+        revivals = revival_tests(obj, params, result.kink_band,
+                                 best.slopes if best is not None else None)
+    revival_min = min((v.second_order for v in revivals), default=None)
+    eig_hessian = eig
+    if revival_min is not None and (eig is None or revival_min < eig):
+        worst = min(revivals, key=lambda v: v.second_order)
+        eig = revival_min
+        method = (f"{method}; revival of inactive units of layer {worst.layer}: "
+                  f"λ − max_v‖c(v)‖ = {revival_min:.3g}")
     kappa = obj.lam * max(tau, r) if math.isfinite(r) else 0.0
     reasons = []
     if not finite:
@@ -163,8 +234,14 @@ def certify(obj: Objective, result: TrainResult, tau: float,
         what = (f"{best.kink_count} kinks, Clarke residual" if best is not None
                 and best.kind == "clarke" else "residual")
         reasons.append(f"not stationary: max r_k = {r:.2e} > τ = {tau:.0e} ({what})")
-    if eig is not None and eig < -kappa:
-        reasons.append(f"negative curvature: λ_min(∇²F) = {eig:.3g} < −κ = {-kappa:.2g}")
+    if revival_min is not None and revival_min < -kappa:
+        worst = min(revivals, key=lambda v: v.second_order)
+        reasons.append(f"negative curvature along the revival of an inactive unit (layer "
+                       f"{worst.layer}): max_v‖c(v)‖ = {worst.max_c:.3g} > λ = {obj.lam:.3g}, "
+                       f"second-order value {revival_min:.3g} < −κ = {-kappa:.2g}")
+    if eig_hessian is not None and eig_hessian < -kappa:
+        reasons.append(f"negative curvature: λ_min(∇²F) = {eig_hessian:.3g} < −κ = "
+                       f"{-kappa:.2g}")
     certified = not reasons
     return Certificate(
         certified=certified, tau=tau, max_residual=r,
@@ -180,4 +257,8 @@ def certify(obj: Objective, result: TrainResult, tau: float,
         train_seconds=result.seconds,
         reason="certified stationary" if certified else "; ".join(reasons),
         cost=dict(result.cost),
+        established=_established(
+            r, best.kind if best is not None else "none",
+            best.kink_count if best is not None else 0, tau, eig, method, revivals,
+            finite and testable(obj)),
     ), (best if best is not None else stationarity(obj, params))

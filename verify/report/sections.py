@@ -117,6 +117,7 @@ def _certificate_text(cert: object) -> str:
     if c.get("kinks") is not None:
         parts.append(f"kinks {fmt(c.get('kinks'))}")
     parts.append(f"certified {check_mark(c.get('certified'))}")
+    parts.append(fmt(as_dict(c.get("established")).get("summary", "established: not recorded")))
     return ", ".join(parts)
 
 
