@@ -95,7 +95,7 @@ def test_second_run_on_the_same_out_is_refused(tmp_path: Path,
     with rundir.locked(out):
         assert cli.main(["run", "--theorem", "T1", "--examples", "1", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "another `python -m verify run` holds its lock" in err
+    assert "holds its lock: another `python -m verify run`" in err
     assert not (out / rundir.RECORDS).exists()
 
 

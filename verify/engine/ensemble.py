@@ -43,8 +43,8 @@ import torch
 from torch import Tensor
 
 from verify.engine.certificate import Certificate, certify
-from verify.engine.setting import Context, Setting, Trained, is_cached, realise, store
-from verify.engine.train import TrainConfig, TrainResult, train
+from verify.engine.setting import Context, Setting, Trained, is_cached, realise_any, store
+from verify.engine.train import TrainConfig, TrainResult, safety_net_note, train
 from verify.errors import require
 from verify.nets.activations import Params, sigma
 from verify.nets.data import check_finite
@@ -314,17 +314,21 @@ def train_ensemble(objectives: Sequence[Objective], inits: Sequence[Params],
     deadline = t0 + min(c.max_seconds for c in cfg_list)
     params, taken, reasons, traces = gd_ensemble(objectives, inits, cfg_list, deadline, chunk)
     gd_seconds = time.perf_counter() - t0
+    gd_over = time.perf_counter() > deadline  # the shared GD phase reached the safety net
     out = []
     for i, (obj, init, cfg) in enumerate(zip(objectives, inits, cfg_list, strict=True)):
         trace = list(traces[i])
         finite = not reasons[i].startswith("diverged")
+        timed_out = gd_over
         res = TrainResult(
             params=params[i], initial=tuple(init), trace_steps=(), trace_F=(),
             trace_residual=(), gd_steps=taken[i], lbfgs_iters=0, continuation_iters=0,
-            stop_reason=reasons[i], seconds=gd_seconds, finite=finite,
-            stages={"gd": gd_seconds})
+            stop_reason=reasons[i] + (f"; {safety_net_note(cfg.max_seconds)}" if timed_out
+                                      else ""),
+            seconds=gd_seconds, finite=finite, stages={"gd": gd_seconds},
+            timed_out=timed_out)
         left = cfg.max_seconds - gd_seconds
-        if finite and cfg.polish and obj.lam > 0 and left > 0:
+        if finite and cfg.polish and obj.lam > 0 and left > 0 and not timed_out:
             # the engine's polish, unchanged: train() with its GD phase already done
             pol = train(obj, params[i], replace(cfg, steps=0, max_seconds=left))
             trace += [(taken[i] + s, f, r) for s, f, r in zip(
@@ -334,7 +338,8 @@ def train_ensemble(objectives: Sequence[Objective], inits: Sequence[Params],
                           stop_reason=pol.stop_reason, seconds=gd_seconds + pol.seconds,
                           finite=pol.finite, stages={"gd": gd_seconds, **{
                               k: v for k, v in pol.stages.items() if k != "gd"}},
-                          kink_band=pol.kink_band, slopes=pol.slopes)
+                          kink_band=pol.kink_band, slopes=pol.slopes,
+                          timed_out=pol.timed_out)
         out.append(replace(res, trace_steps=tuple(s for s, _, _ in trace),
                            trace_F=tuple(f for _, f, _ in trace),
                            trace_residual=tuple(r for _, _, r in trace)))
@@ -403,4 +408,4 @@ def realise_all(settings: Sequence[Setting], ctx: Context,
         for (s, obj), res in zip(group, results, strict=True):
             cert, st = certify(obj, res, ctx.tau)
             store(Trained(s, obj, res, cert, st), ctx)
-    return [realise(s, ctx) for s in settings]
+    return [realise_any(s, ctx) for s in settings]

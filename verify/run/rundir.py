@@ -6,48 +6,32 @@ and the keys of its planned checks; written before any check starts.
 run killed at any moment (even SIGKILL) loses at most the line being written; restarting it
 with the same ``--out`` and the same manifest resumes: finished checks are read back,
 nothing is run twice and nothing is lost.
-``.lock`` — an exclusive advisory lock (fcntl.flock) held while a run writes; a second run
-on the same folder refuses instead of interleaving records.
+``.lock`` — an exclusive advisory lock held while a run writes, naming its PID; a second
+run on the same folder refuses instead of interleaving records, a dead run's lock is taken
+over (:mod:`verify.run.lock`).
 ``cache/`` — trained networks keyed by a hash of their setting (see ``realise``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from verify.errors import UsageError
+from verify.run.lock import LOCK, locked
 
 MANIFEST = "run.json"
 RECORDS = "records.jsonl"
-LOCK = ".lock"
 CACHE = "cache"
 RUN_FILES = (MANIFEST, RECORDS, "results.json")
+__all__ = ["CACHE", "LOCK", "MANIFEST", "RECORDS", "RUN_FILES", "append_record", "locked",
+           "read_manifest", "read_records", "record_key", "write_manifest"]
 
 
 def record_key(rec: dict[str, Any]) -> tuple[str, str, int]:
     return (str(rec["theorem"]), str(rec["kind"]), int(rec["index"]))
-
-
-@contextlib.contextmanager
-def locked(out: Path) -> Iterator[None]:
-    """Hold the folder's lock, or refuse with a UsageError if another run holds it."""
-    fh = open(out / LOCK, "a+")
-    try:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UsageError("--out", str(out), "a folder no other run is using (another "
-                             "`python -m verify run` holds its lock; wait for it or choose "
-                             "another --out)") from None
-        yield
-    finally:
-        fh.close()
 
 
 def read_manifest(out: Path) -> dict[str, Any] | None:

@@ -21,11 +21,12 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, seed, settings
 
 from verify.claims.scales import SCALES, Scale
-from verify.claims.theorem import Theorem, registry
+from verify.claims.theorem import Theorem, registry, run_check
 from verify.claims.verdict import Outcome, Verdict, overall
 from verify.engine.setting import Context
 from verify.run.executor import make_executor
 from verify.run.rundir import append_record
+from verify.run.trust import SEAL_FIELDS, seal
 
 
 @dataclass(frozen=True)
@@ -70,28 +71,48 @@ def plan(theorems: list[Theorem], scale: Scale, n: int, run_seed: int) -> list[T
 
 
 def evaluate(task: Task, ctx: Context) -> dict[str, Any]:
-    """Run one task; a harness error becomes an INCONCLUSIVE record marked ``error``."""
+    """Run one task. A network that cannot be judged is INCONCLUSIVE with its reason
+    (:func:`~verify.claims.theorem.run_check`); a harness error is an ERROR record marked
+    ``error``, with its traceback — never INCONCLUSIVE."""
     thm = registry()[task.theorem]
     t0 = time.perf_counter()
     ctrl = thm.controls(SCALES[ctx.scale])[task.index] if task.kind == "control" else None
     fn = (ctrl.check or thm.check) if ctrl is not None else thm.check
     try:
-        out: Outcome = fn(task.setting, ctx)
+        out: Outcome = run_check(fn, task.setting, ctx)
         rec = out.to_json()
         rec["error"] = None
     except Exception as exc:
-        rec = {"verdict": str(Verdict.INCONCLUSIVE), "measured": math.nan, "bound": math.nan,
-               "margin": math.nan, "reason": f"harness error: {type(exc).__name__}: {exc}",
-               "certificate": None, "details": {"traceback": traceback.format_exc()},
-               "series": {}, "error": f"{type(exc).__name__}: {exc}"}
+        rec = error_fields(f"{type(exc).__name__}: {exc}", traceback.format_exc())
+    return finish_record(task, rec, time.perf_counter() - t0, ctx.scale, ctx.used)
+
+
+def error_fields(error: str, trace: str = "") -> dict[str, Any]:
+    """The verdict part of an ERROR record: the harness failed, nothing was judged."""
+    return {"verdict": str(Verdict.ERROR), "measured": math.nan, "bound": math.nan,
+            "margin": math.nan, "reason": f"harness error: {error}", "certificate": None,
+            "details": {"traceback": trace} if trace else {}, "series": {}, "error": error}
+
+
+def finish_record(task: Task, rec: dict[str, Any], seconds: float, scale: str,
+                  used: dict[str, str] | None = None) -> dict[str, Any]:
+    """``rec`` with the task's identity, timing, the cache entries it used (key → digest)
+    and, for a control, its expected verdict."""
     rec.update({"theorem": task.theorem, "kind": task.kind, "index": task.index,
                 "setting": task.setting.to_json(), "pinned": task.pinned,
-                "seconds": time.perf_counter() - t0})
-    if ctrl is not None:
+                "seconds": seconds, "cache_entries": dict(sorted((used or {}).items()))})
+    if task.kind == "control":
+        ctrl = registry()[task.theorem].controls(SCALES[scale])[task.index]
         rec.update({"name": ctrl.name, "description": ctrl.description,
                     "expected": str(ctrl.expected),
                     "as_expected": rec["verdict"] == str(ctrl.expected)})
     return rec
+
+
+def lost_record(task: Task, ctx_kw: dict[str, Any], reason: str) -> dict[str, Any]:
+    """The record of a task whose worker process died twice (killed, out of memory): an
+    ERROR with the reason — the run goes on without it."""
+    return finish_record(task, error_fields(reason), 0.0, ctx_kw.get("scale", "quick"))
 
 
 def _worker(args: tuple[Task, dict[str, Any]]) -> dict[str, Any]:
@@ -99,18 +120,28 @@ def _worker(args: tuple[Task, dict[str, Any]]) -> dict[str, Any]:
     return evaluate(task, Context(**ctx_kw))
 
 
+def _lost(args: tuple[Task, dict[str, Any]], reason: str) -> dict[str, Any]:
+    task, ctx_kw = args
+    return lost_record(task, ctx_kw, reason)
+
+
 def execute(tasks: list[Task], ctx_kw: dict[str, Any], workers: int,
             records: Path | None = None,
             on_done: Callable[[dict[str, Any], int, int], None] | None = None,
-            done_before: int = 0, scheduler: str | None = None) -> Iterator[dict[str, Any]]:
-    """Run tasks on ``workers`` local processes (or the Dask ``scheduler``), yielding records
-    as they finish. Each record is appended to ``records`` (fsynced) before it is yielded."""
+            done_before: int = 0, scheduler: str | None = None,
+            plan: str | None = None) -> Iterator[dict[str, Any]]:
+    """Run tasks on ``workers`` local processes (never more than tasks; or the Dask
+    ``scheduler``), yielding records as they finish. Each record is sealed with the
+    ``plan``'s digest and its own (:mod:`verify.run.trust`) and appended to ``records``
+    (fsynced) before it is yielded. A task whose worker process dies is retried once, then
+    recorded as ERROR with the reason; the run goes on."""
     total = done_before + len(tasks)
-    executor = make_executor(workers if len(tasks) > 1 else 1, scheduler)
+    executor = make_executor(min(workers, len(tasks)), scheduler)
     fh = open(records, "a", encoding="utf-8") if records is not None else None
     try:
         items = [(t, ctx_kw) for t in tasks]
-        for i, rec in enumerate(executor.map_unordered(_worker, items), 1):
+        for i, rec in enumerate(executor.map_unordered(_worker, items, _lost), 1):
+            rec = seal(rec, plan)
             if fh is not None:
                 append_record(fh, rec)
             if on_done is not None:
@@ -135,8 +166,9 @@ def summarise(thm: Theorem, recs: list[dict[str, Any]]) -> dict[str, Any]:
     ok_controls = sum(bool(r["as_expected"]) for r in ct)
     behaved = counts["FAIL"] == 0 and not errors and ok_controls == len(ct)
     summary = (f"{counts['PASS']} pass, {counts['FAIL']} fail, {counts['INCONCLUSIVE']} "
-               f"inconclusive, {counts['VACUOUS']} vacuous; controls as expected "
-               f"{ok_controls}/{len(ct)}")
+               f"inconclusive, {counts['VACUOUS']} vacuous"
+               + (f", {counts['ERROR']} error" if counts["ERROR"] else "")
+               + f"; controls as expected {ok_controls}/{len(ct)}")
     if errors:
         summary += f"; {len(errors)} harness errors"
     return {
@@ -151,4 +183,6 @@ def summarise(thm: Theorem, recs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _strip(r: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in r.items() if k not in ("theorem", "kind")}
+    # the seal and cache digests guard the run folder; results.json does not need them
+    return {k: v for k, v in r.items()
+            if k not in ("theorem", "kind", "cache_entries", *SEAL_FIELDS)}

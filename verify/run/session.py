@@ -8,13 +8,15 @@ by the caller (:mod:`verify.report` sits above this layer).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import platform
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,9 +24,11 @@ from typing import Any
 
 from verify.claims.scales import SCALES
 from verify.claims.theorem import Theorem
+from verify.engine.memory import require_fits
 from verify.engine.setting import setting_key
 from verify.errors import UsageError
-from verify.run import rundir, runner
+from verify.run import rundir, runner, trust
+from verify.run.executor import check_scheduler
 from verify.run.results import SCHEMA, write_results
 
 
@@ -54,6 +58,7 @@ class Outcome:
     ok: bool
     interrupted: bool
     seconds: float
+    errors: int = 0  # records with a harness error (verdict ERROR)
 
 
 Progress = Callable[[dict[str, Any], int, int], None]
@@ -68,6 +73,8 @@ def run(req: Request, progress: Progress) -> Outcome:
     also when interrupted (Ctrl-C or SIGTERM): the same request resumes it."""
     scale = SCALES[req.scale]
     n = scale.examples if req.examples is None else req.examples
+    if req.scheduler:  # an unreachable scheduler is refused before anything is written
+        check_scheduler(req.scheduler)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     out = prepare_out(req.out or Path("reports/runs") / f"{stamp}-{req.scale}-seed{req.seed}")
     started = datetime.now(UTC)
@@ -75,11 +82,12 @@ def run(req: Request, progress: Progress) -> Outcome:
     _say(f"drawing settings with Hypothesis (seed {req.seed}, scale {req.scale}) for "
          f"{', '.join(t.id for t in req.theorems)} …")
     tasks = runner.plan(list(req.theorems), scale, n, req.seed)
+    require_fits([t.setting for t in tasks], req.device, "--scale", req.scale)
     manifest = {"schema": 1, "theorems": [t.id for t in req.theorems], "scale": req.scale,
                 "seed": req.seed, "examples": n, "tau": req.tau, "device": req.device,
                 "tasks": ["{}/{}/{}/{}".format(*runner.task_key(t),
                                                setting_key(t.setting, req.tau)) for t in tasks]}
-    with rundir.locked(out):
+    with rundir.locked(out), disk_full_is_usage(out):
         prior = claim_out(out, manifest, req.overwrite)
         done = {rundir.record_key(r) for r in prior}
         todo = [t for t in tasks if runner.task_key(t) not in done]
@@ -95,7 +103,8 @@ def run(req: Request, progress: Progress) -> Outcome:
         try:
             for rec in runner.execute(todo, ctx_kw, req.workers, out / rundir.RECORDS,
                                       progress, done_before=len(prior),
-                                      scheduler=req.scheduler):
+                                      scheduler=req.scheduler,
+                                      plan=trust.plan_digest(manifest)):
                 recs.append(rec)
         except KeyboardInterrupt:
             interrupted = True
@@ -120,7 +129,23 @@ def run(req: Request, progress: Progress) -> Outcome:
             "resumed_records": len(prior), "ok": ok, "interrupted": interrupted},
             "theorems": entries}
         write_results(results, out)
-    return Outcome(out, results, ok, interrupted, time.perf_counter() - t0)
+    errors = sum(1 for r in recs if r.get("error"))
+    return Outcome(out, results, ok, interrupted, time.perf_counter() - t0, errors)
+
+
+@contextlib.contextmanager
+def disk_full_is_usage(out: Path) -> Iterator[None]:
+    """A full disk (or quota) while writing the run folder is one line naming the folder:
+    every finished check is already on disk, so the same command resumes once there is
+    room."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        raise UsageError("--out", str(out), f"a folder on a disk with free space ({exc.strerror}"
+                         "); free some space and run the same command again: it resumes "
+                         "where it stopped") from None
 
 
 def prepare_out(out: Path) -> Path:
@@ -152,7 +177,9 @@ def claim_out(out: Path, manifest: dict[str, Any], overwrite: bool) -> list[dict
                        k for k in manifest if old.get(k) != manifest[k]) + " differ)")
             raise UsageError("--out", str(out), f"a folder for this run: {why}; use another "
                              "--out, or --overwrite to replace it")
-        return rundir.read_records(out)
+        recs = trust.vet_records(rundir.read_records(out), old, out / rundir.RECORDS)
+        trust.vet_cache(out / rundir.CACHE, recs)
+        return recs
     for name in (*rundir.RUN_FILES, "report.md", "report.html"):
         (out / name).unlink(missing_ok=True)
     for sub in (rundir.CACHE, "figures"):
