@@ -398,7 +398,7 @@ def cmd_regress(a: argparse.Namespace) -> int:
     from verify.run.results import load_results, write_results
 
     results = load_results(a.dir)
-    snap = regression.snapshot(results)
+    snap = regression.snapshot(results, f"results file {a.dir}")
     if a.accept:
         with _writing("--baseline", a.baseline):
             regression.write_baseline(a.baseline, snap)
@@ -427,7 +427,8 @@ def cmd_report(a: argparse.Namespace) -> int:
     with _writing("DIR", a.dir):
         md, html = report.render(results, a.dir)
     print(f"verify: report written to {html} and {md}", file=sys.stderr)
-    return EXIT_OK if results.get("run", {}).get("ok") else EXIT_NOT_AS_EXPECTED
+    run = results.get("run")
+    return EXIT_OK if isinstance(run, dict) and run.get("ok") is True else EXIT_NOT_AS_EXPECTED
 
 
 @contextlib.contextmanager

@@ -36,12 +36,13 @@ MD_NAME = "report.md"
 HTML_NAME = "report.html"
 FIGURES_DIR = "figures"
 
-VERDICTS = ("PASS", "FAIL", "INCONCLUSIVE", "VACUOUS")
+VERDICTS = ("PASS", "FAIL", "INCONCLUSIVE", "VACUOUS", "ERROR")
 VERDICT_COLOURS = {
     "PASS": "#1a7f37",
     "FAIL": "#cf222e",
     "INCONCLUSIVE": "#bf8700",
     "VACUOUS": "#6e7781",
+    "ERROR": "#8250df",  # a harness error: the check itself broke
 }
 
 
@@ -1018,7 +1019,7 @@ code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:
 .badge{display:inline-block;padding:.08em .6em;border-radius:1em;color:#fff;font-weight:600;
  font-size:.78em;letter-spacing:.02em;vertical-align:middle;white-space:nowrap}
 .v-PASS{background:#1a7f37}.v-FAIL{background:#cf222e}.v-INCONCLUSIVE{background:#bf8700}
-.v-VACUOUS{background:#6e7781}.v-other{background:#8c959f}
+.v-VACUOUS{background:#6e7781}.v-ERROR{background:#8250df}.v-other{background:#8c959f}
 h2 .badge{font-size:.6em;margin-left:.5em}
 .math{margin:.5em 0 .8em;padding:.4em .8em;background:#f6f8fa;border-radius:6px;
  display:inline-block}

@@ -93,7 +93,8 @@ def run(req: Request, progress: Progress) -> Outcome:
         todo = [t for t in tasks if runner.task_key(t) not in done]
         if prior:
             _say(f"resuming {out}: {len(prior)} of {len(tasks)} checks already done")
-        _say(f"{len(todo)} checks on {req.device}, {req.workers} worker process(es); "
+        _say(f"{len(todo)} checks on {req.device}, {min(req.workers, max(len(todo), 1))} "
+             "worker process(es); "
              f"results stream to {out / rundir.RECORDS}")
         ctx_kw = {"tau": req.tau, "device": req.device, "max_seconds": scale.max_seconds,
                   "scale": req.scale, "cache_dir": str(out / rundir.CACHE)}
