@@ -7,6 +7,7 @@ one line and exits with status 2; the Python API lets it propagate.
 from __future__ import annotations
 
 import argparse
+import re
 from typing import NoReturn
 
 
@@ -41,9 +42,28 @@ class NotJudgeable(Exception):
         super().__init__(reason)
 
 
+_ARGPARSE = (  # argparse's own messages, reworded to name the value and what is allowed
+    (re.compile(r"argument (?P<arg>\S+): invalid choice: (?P<val>'.*?') \(choose from "
+                r"(?P<ok>.*)\)"), "argument {arg}: {val} is not allowed: one of {ok}"),
+    (re.compile(r"unrecognized arguments: (?P<val>.*)"),
+     "{val!r} is not allowed: not an option or argument of this command"),
+    (re.compile(r"the following arguments are required: (?P<arg>.*)"),
+     "{arg} missing: leaving it out is not allowed, it is required"),
+    (re.compile(r"argument (?P<arg>\S+): expected one argument"),
+     "argument {arg}: a flag without its value is not allowed (give {arg} VALUE)"),
+    (re.compile(r"argument (?P<arg>\S+): ignored explicit argument (?P<val>.*)"),
+     "argument {arg}: a value ({val}) is not allowed for this flag"),
+)
+
+
 class OneLineParser(argparse.ArgumentParser):
-    """argparse whose errors are :class:`UsageError` (one line, exit 2 in the apps) instead
-    of a usage block and ``SystemExit``."""
+    """argparse whose errors are :class:`UsageError` (one line naming the value and what is
+    allowed, exit 2 in the apps) instead of a usage block and ``SystemExit``."""
 
     def error(self, message: str) -> NoReturn:
+        for pattern, text in _ARGPARSE:
+            m = pattern.fullmatch(message)
+            if m:
+                message = text.format(**m.groupdict())
+                break
         raise UsageError("arguments", None, message, f"{message} (see `{self.prog} --help`)")

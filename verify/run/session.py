@@ -77,16 +77,19 @@ def run(req: Request, progress: Progress) -> Outcome:
         check_scheduler(req.scheduler)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     out = prepare_out(req.out or Path("reports/runs") / f"{stamp}-{req.scale}-seed{req.seed}")
+    head = {"schema": 1, "theorems": [t.id for t in req.theorems], "scale": req.scale,
+            "seed": req.seed, "examples": n, "tau": req.tau, "device": req.device}
+    if not req.overwrite:  # a folder of another run is refused before the settings are drawn
+        _refuse_other_run(out, head)
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     _say(f"drawing settings with Hypothesis (seed {req.seed}, scale {req.scale}) for "
          f"{', '.join(t.id for t in req.theorems)} …")
     tasks = runner.plan(list(req.theorems), scale, n, req.seed)
     require_fits([t.setting for t in tasks], req.device, "--scale", req.scale)
-    manifest = {"schema": 1, "theorems": [t.id for t in req.theorems], "scale": req.scale,
-                "seed": req.seed, "examples": n, "tau": req.tau, "device": req.device,
-                "tasks": ["{}/{}/{}/{}".format(*runner.task_key(t),
-                                               setting_key(t.setting, req.tau)) for t in tasks]}
+    manifest = {**head, "tasks": ["{}/{}/{}/{}".format(*runner.task_key(t),
+                                                       setting_key(t.setting, req.tau))
+                                  for t in tasks]}
     with rundir.locked(out), disk_full_is_usage(out):
         prior = claim_out(out, manifest, req.overwrite)
         done = {rundir.record_key(r) for r in prior}
@@ -165,6 +168,16 @@ def prepare_out(out: Path) -> Path:
     except OSError as exc:
         raise UsageError("--out", str(out), f"a writable folder ({exc.strerror})") from None
     return out
+
+
+def _refuse_other_run(out: Path, head: dict[str, Any]) -> None:
+    """UsageError when ``out`` holds a run whose manifest differs from ``head`` (the
+    manifest without its planned tasks, which :func:`claim_out` compares later)."""
+    old = rundir.read_manifest(out)
+    if old is None and any((out / m).exists() for m in rundir.RUN_FILES):
+        claim_out(out, head, overwrite=False)  # "a finished run from an older version"
+    if old is not None and any(old.get(k) != v for k, v in head.items()):
+        claim_out(out, {**head, "tasks": old.get("tasks")}, overwrite=False)
 
 
 def claim_out(out: Path, manifest: dict[str, Any], overwrite: bool) -> list[dict[str, Any]]:
