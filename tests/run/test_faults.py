@@ -46,11 +46,12 @@ def _die_on(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, times: int) -> None
     monkeypatch.setattr(runner, "evaluate", dying)
 
 
-def test_a_killed_worker_costs_one_retry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                         ) -> None:
+def test_a_killed_worker_costs_one_retry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
     _die_on(monkeypatch, tmp_path, times=1)
     out = tmp_path / "run"
     assert cli.main([*ARGS, "--out", str(out)]) == 0
+    assert "killed by SIGKILL" in capsys.readouterr().err
     recs = _records(out)
     assert len(recs) == 5 and not any(r["error"] for r in recs)
     assert (tmp_path / "attempts").read_text() == "2"

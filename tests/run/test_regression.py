@@ -4,12 +4,14 @@ the comparison flags a broken measure, a loosened claim and a flipped control.""
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
 import torch
 
 from verify import cli
+from verify.errors import UsageError
 from verify.measure import spectra
 from verify.run import regression
 from verify.run.results import load_results
@@ -74,3 +76,40 @@ def test_baseline_tolerances_are_stated() -> None:
         for e in list(t["examples"].values()) + list(t["controls"].values()):
             assert e["tolerance"] > 0
     assert torch.get_num_threads() == 1
+
+
+TAMPER = {
+    "theorem verdict": lambda t: t.__setitem__("verdict", "FAIL"),
+    "behaved": lambda t: t.__setitem__("behaved", not t["behaved"]),
+    "PASS → VACUOUS": lambda t: t["examples"]["0"].__setitem__("verdict", "VACUOUS"),
+    "expected verdict": lambda t: t["controls"]["tanh"].__setitem__("expected", "PASS"),
+    "control verdict": lambda t: t["controls"]["tanh"].__setitem__("verdict", "PASS"),
+    "tolerance 1e300": lambda t: t["examples"]["1"].__setitem__("tolerance", 1e300),
+    "measured null": lambda t: t["examples"]["1"].__setitem__("measured", None),
+    "measured moved": lambda t: t["examples"]["1"].__setitem__("measured", 0.5),
+    "bound moved": lambda t: t["examples"]["1"].__setitem__("bound", 1.0),
+    "part null": lambda t: next(iter(t["examples"]["0"]["parts"].values())).__setitem__(
+        "measured", None),
+    "entry removed": lambda t: t["examples"].pop("1"),
+    "entry added": lambda t: t["examples"].__setitem__("99", dict(t["examples"]["0"])),
+    "setting": lambda t: t["examples"]["0"].__setitem__("setting", "0" * 24),
+}
+
+
+@pytest.mark.parametrize("what", list(TAMPER))
+def test_every_tampering_is_refused_and_every_change_reported_both_ways(
+        subset_run: Path, tmp_path: Path, what: str) -> None:
+    now = regression.snapshot(load_results(subset_run))
+    path = tmp_path / "baseline.json"
+    regression.write_baseline(path, now)
+    base = json.loads(path.read_text())
+    TAMPER[what](base["theorems"]["T1"])
+    path.write_text(json.dumps(base))
+    with pytest.raises(UsageError, match="digest"):  # edited by hand: refused
+        regression.load_baseline(path)
+    base.pop("digest")
+    base["digest"] = regression.digest(base)  # even re-sealed, every change is a row
+    path.write_text(json.dumps(base))
+    tampered = regression.load_baseline(path)
+    assert regression.compare(tampered, now), what
+    assert regression.compare(now, tampered), what

@@ -194,6 +194,8 @@ class LocalExecutor:
                         conn.close()
                         assert i is not None
                         if tries[i] < ATTEMPTS:
+                            print(f"verify: a worker process {_death(proc)} during a check; "
+                                  "running that check once more", file=sys.stderr, flush=True)
                             queue.appendleft(i)
                         elif lost is not None:
                             yield lost(todo[i], f"its worker process died {ATTEMPTS} times "
