@@ -8,28 +8,35 @@ is one line naming the bad value and what is allowed, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
-import os
+import re
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
-from verify.errors import UsageError
+from verify.errors import OneLineParser, UsageError
 
 if TYPE_CHECKING:
     from verify.run.records import CheckRecord
 
-EXIT_OK, EXIT_NOT_AS_EXPECTED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_NOT_AS_EXPECTED, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_TEXT = ("Exit status: 0 all theorems behaved as expected, 1 some did not (a claim failed "
+             "inside its assumptions or a control missed its expected verdict), 2 usage error "
+             "(one line naming the value and what is allowed), 3 harness error (a check "
+             "ended in ERROR: a bug, never a verdict about the theorem), 130 interrupted "
+             "(Ctrl-C or SIGTERM; the same command resumes).")
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with usage errors as one line (exit 2 via :class:`UsageError`)."""
+_Parser = OneLineParser  # argparse with usage errors as one line (exit 2)
 
-    def error(self, message: str) -> NoReturn:
-        raise UsageError("arguments", None, message,
-                         f"{message} (see `{self.prog} --help`)")
+# Upper bounds of the integer flags: far above every use (stated in --help); larger values
+# would hang (Hypothesis drawing a billion examples) or cannot mean anything.
+MAX_EXAMPLES = 1000
+_INT = re.compile(r"[+-]?[0-9]+")
 
 
 def _bad(name: str, text: str, allowed: str) -> argparse.ArgumentTypeError:
@@ -37,30 +44,24 @@ def _bad(name: str, text: str, allowed: str) -> argparse.ArgumentTypeError:
     return argparse.ArgumentTypeError(f"{text!r} is not allowed: {allowed}")
 
 
-def _positive_int(name: str) -> Any:
+def _int_in(name: str, lo: int, hi: int | None = None) -> Any:
+    """An integer in [lo, hi] (decimal ASCII digits only: '1e3', '2.5', '٣' are refused)."""
     def conv(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            v = 0
-        if v < 1:
-            raise _bad(name, text, "a positive integer")
+        v = int(text) if _INT.fullmatch(text.strip()) else None
+        if v is None or v < lo or (hi is not None and v > hi):
+            what = ("a positive integer" if lo == 1 else f"an integer ≥ {lo}")
+            raise _bad(name, text, what if hi is None else f"an integer in [{lo}, {hi}]")
         return v
 
     return conv
 
 
-def _nonneg_int(name: str) -> Any:
-    def conv(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            v = -1
-        if v < 0:
-            raise _bad(name, text, "an integer ≥ 0")
-        return v
+def _positive_int(name: str, hi: int | None = None) -> Any:
+    return _int_in(name, 1, hi)
 
-    return conv
+
+def _nonneg_int(name: str, hi: int | None = None) -> Any:
+    return _int_in(name, 0, hi)
 
 
 def _float_in(name: str, lo: float, hi: float, lo_open: bool = False) -> Any:
@@ -78,28 +79,74 @@ def _float_in(name: str, lo: float, hi: float, lo_open: bool = False) -> Any:
     return conv
 
 
-def _ints(flag: str, text: str, example: str) -> tuple[int, ...]:
-    """Comma-separated integers (empty items ignored); the caller checks their range."""
-    try:
-        return tuple(int(p) for p in text.split(",") if p.strip())
-    except ValueError:
-        raise _bad(flag, text, f"comma-separated positive integers, e.g. {example}") from None
+def _path(name: str) -> Any:
+    def conv(text: str) -> Path:
+        if not text.strip() or "\x00" in text:
+            raise _bad(name, text, "a file system path (not empty, no NUL character)")
+        return Path(text)
+
+    return conv
+
+
+def _ints(flag: str, text: str, example: str, lo: int = 1) -> tuple[int, ...]:
+    """Comma-separated integers; an empty item (``8,,16``, a trailing comma) is refused,
+    never skipped: it is a typing mistake whose intended value is unknown."""
+    items = [p.strip() for p in text.split(",")]
+    if not all(_INT.fullmatch(p) for p in items):
+        raise _bad(flag, text, f"comma-separated positive integers, no empty items, e.g. "
+                   f"{example}")
+    from verify.engine.setting import MAX_WIDTH
+
+    out = tuple(int(p) for p in items)
+    if not all(lo <= v <= MAX_WIDTH for v in out):
+        raise _bad(flag, text, f"every item an integer in [{lo}, {MAX_WIDTH}]")
+    return out
 
 
 def _widths(text: str) -> tuple[int, ...]:
     ws = _ints("--widths", text, "8,16,16,3")
     if len(ws) < 2:
         raise _bad("--widths", text, "at least two widths d_0,d_1 (depth ≥ 1)")
-    if not all(w >= 1 for w in ws):
-        raise _bad("--widths", text, "every width a positive integer")
     return ws
 
 
 def _channels(text: str) -> tuple[int, ...]:
-    cs = _ints("--conv", text, "16,32")
-    if not cs or not all(c >= 1 for c in cs):
-        raise _bad("--conv", text, "one or more positive channel counts, e.g. 16,32")
-    return cs
+    return _ints("--conv", text, "16,32")
+
+
+def value_flags(parser: argparse.ArgumentParser) -> set[str]:
+    """The option strings of ``parser`` and its subcommands that take a value."""
+    out: set[str] = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                out |= value_flags(sub)
+        elif action.option_strings and action.nargs != 0:
+            out.update(action.option_strings)
+    return out
+
+
+_NUMBERISH = re.compile(r"-(\d|\.\d|inf|nan|infinity)", re.IGNORECASE)
+
+
+def join_negative_values(argv: list[str], flags: set[str]) -> list[str]:
+    """``--tau -1e-6`` → ``--tau=-1e-6``: argparse would take ``-1e-6`` for an option and
+    answer "expected one argument"; joined, the value is parsed, then judged (and refused
+    with its name and what is allowed)."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in flags and i + 1 < len(argv) and _NUMBERISH.match(argv[i + 1]):
+            out.append(f"{a}={argv[i + 1]}")
+            i += 2
+            continue
+        if a == "--":
+            out.extend(argv[i:])
+            break
+        out.append(a)
+        i += 1
+    return out
 
 
 def _cost_text(cert: dict[str, Any]) -> str:
@@ -117,16 +164,17 @@ def _cost_text(cert: dict[str, Any]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     from verify.claims.scales import SCALES
+    from verify.engine.setting import MAX_SEED, MAX_STEPS
     from verify.engine.train import PRECISIONS
     from verify.nets.activations import ACTIVATIONS
     from verify.nets.data import KINDS, LOSSES
+    from verify.run.executor import max_workers
 
     p = _Parser(prog="python -m verify", description=(
         "Executable theorems on low-rank bias under weight decay: train networks to "
         "certified stationarity, measure, and report PASS / FAIL / INCONCLUSIVE / VACUOUS "
         "for each claim and its negative controls."),
-        epilog="Exit status: 0 all theorems behaved as expected, 1 some did not, 2 usage "
-               "error.")
+        epilog=EXIT_TEXT)
     sub = p.add_subparsers(dest="command", metavar="{list,run,check,regress,report,audit}")
     lst = sub.add_parser("list", help="list the registered theorems and their controls")
     lst.add_argument("--markdown", action="store_true",
@@ -144,22 +192,24 @@ def build_parser() -> argparse.ArgumentParser:
                         "adds width-4096 MLPs and a conv net on 32×32×3 images (TF32 first "
                         "phase on a GPU, float64 certificates; hours on a CPU for all "
                         "theorems)")
-    r.add_argument("--seed", type=_nonneg_int("--seed"), default=0,
-                   help="seed for drawing settings (default: 0)")
+    r.add_argument("--seed", type=_nonneg_int("--seed", MAX_SEED), default=0,
+                   help=f"seed for drawing settings, 0 … {MAX_SEED} (default: 0)")
     r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="auto = cuda when present (default), else cpu")
-    r.add_argument("--examples", type=_nonneg_int("--examples"), default=None,
-                   help="settings per theorem, pinned paper settings included "
-                        "(default: by scale: quick 6, standard 12, large 24)")
+    r.add_argument("--examples", type=_positive_int("--examples", MAX_EXAMPLES), default=None,
+                   help=f"settings per theorem, 1 … {MAX_EXAMPLES}, pinned paper settings "
+                        "included (default: by scale: quick 6, standard 12, large 24)")
     r.add_argument("--tau", type=_float_in("--tau", 0.0, 1.0, lo_open=True), default=1e-6,
                    help="certificate level: max_k r_k ≤ τ counts as stationary (default 1e-6)")
-    r.add_argument("--workers", type=_positive_int("--workers"),
-                   default=min(2, os.cpu_count() or 1),
-                   help="worker processes, one torch thread each (default: min(2, cores))")
+    r.add_argument("--workers", type=_positive_int("--workers", max_workers()),
+                   default=min(2, max_workers()),
+                   help=f"worker processes, one torch thread each, at most 4 per core (here "
+                        f"{max_workers()}) and never more than there are checks (default: "
+                        "min(2, that))")
     r.add_argument("--scheduler", metavar="ADDRESS", default=None,
                    help="run the checks on a Dask distributed scheduler, e.g. "
                         "tcp://host:8786 (default: local worker processes)")
-    r.add_argument("--out", type=Path, default=None,
+    r.add_argument("--out", type=_path("--out"), default=None,
                    help="output folder (default: reports/runs/<time>-<scale>-seed<seed>); "
                         "an interrupted run restarted on the same folder resumes")
     r.add_argument("--overwrite", action="store_true",
@@ -174,16 +224,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--activation", default="relu", choices=list(ACTIVATIONS))
     c.add_argument("--lam", type=_float_in("--lam", 0.0, 1e6), default=1e-2,
                    help="weight decay λ (= λ_eff in F = L̂ + (λ/2)Σ‖W‖²), ≥ 0")
-    c.add_argument("--n", type=_positive_int("--n"), default=32, help="number of samples")
+    c.add_argument("--n", type=_positive_int("--n"), default=32,
+                   help="number of samples (what fits in memory, see verify.engine.memory)")
     c.add_argument("--data", default="clusters", choices=list(KINDS))
     c.add_argument("--loss", default="squared", choices=list(LOSSES))
     c.add_argument("--dim", type=_positive_int("--dim"), default=None,
                    help="subspace dimension (subspace data) or target rank (whitened data)")
     c.add_argument("--lr", type=_float_in("--lr", 0.0, 1e3, lo_open=True), default=0.05,
                    help="GD step size η > 0")
-    c.add_argument("--steps", type=_nonneg_int("--steps"), default=300,
-                   help="GD steps before polishing")
-    c.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
+    c.add_argument("--steps", type=_nonneg_int("--steps", MAX_STEPS), default=300,
+                   help=f"GD steps before polishing, 0 … {MAX_STEPS}")
+    c.add_argument("--seed", type=_nonneg_int("--seed", MAX_SEED), default=0)
     c.add_argument("--conv", type=_channels, default=None, metavar="C1,C2,…",
                    help="a conv net instead of an MLP: 3×3 stride-2 conv layers with these "
                         "channels, then a dense head; needs --data images and --widths "
@@ -201,8 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "expected verdict, a verdict turned INCONCLUSIVE, or a measured value "
                        "moved beyond its stated tolerance exits 1 with a diff table (also "
                        "added to DIR's report).")
-    g.add_argument("dir", type=Path, metavar="DIR", help="a finished run folder")
-    g.add_argument("--baseline", type=Path, default=Path("reports/baseline/quick.json"),
+    g.add_argument("dir", type=_path("DIR"), metavar="DIR", help="a finished run folder")
+    g.add_argument("--baseline", type=_path("--baseline"),
+                   default=Path("reports/baseline/quick.json"),
                    help="baseline file (default: reports/baseline/quick.json)")
     g.add_argument("--accept", action="store_true",
                    help="write DIR's results as the new baseline instead of comparing")
@@ -210,8 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compare only the theorems DIR ran (for a fast subset check)")
     rep = sub.add_parser("report", help="re-render report.md and report.html from DIR/results"
                          ".json", description="Re-render the report of an earlier run.")
-    rep.add_argument("dir", type=Path, metavar="DIR")
-    rep.add_argument("--previous", type=Path, metavar="OLD_DIR", default=None,
+    rep.add_argument("dir", type=_path("DIR"), metavar="DIR")
+    rep.add_argument("--previous", type=_path("--previous"), metavar="OLD_DIR", default=None,
                      help="an earlier run folder: list the changes since it (when DIR has "
                           "no regression result from `verify regress`)")
     _audit_parser(sub, ACTIVATIONS, KINDS, LOSSES)
@@ -311,23 +363,41 @@ def cmd_run(a: argparse.Namespace) -> int:
         print(f"{mark} {e.id} {e.verdict:<12} {e.summary}", file=sys.stderr)
     print(f"verify: report written to {html} and {md} ({done.seconds:.0f}s)", file=sys.stderr)
     if done.interrupted:
-        return 130
+        return EXIT_INTERRUPTED
+    if done.errors:
+        print(f"verify: {done.errors} check(s) ended in a harness error (verdict ERROR; "
+              "details in the report)", file=sys.stderr)
+        return EXIT_ERROR
     return EXIT_OK if done.ok else EXIT_NOT_AS_EXPECTED
 
 
 def cmd_check(a: argparse.Namespace) -> int:
-    from verify.claims.theorem import select
+    import traceback
+
+    from verify.claims.theorem import run_check, select
+    from verify.claims.verdict import Outcome, Verdict
+    from verify.engine.memory import require_fits
     from verify.engine.setting import Context, Setting, default_device
     from verify.run.executor import pin_threads
 
     thm = select([a.theorem])[0]
+    _require_checkable(thm, a.widths, a.conv)
     s = Setting(widths=a.widths, activation=a.activation, lam=a.lam, n=a.n, data=a.data,
                 loss=a.loss, dim=a.dim, lr=a.lr, steps=a.steps, seed=a.seed, conv=a.conv,
                 precision=a.precision)
-    s.dataset()  # validate data arguments before training
     device = default_device(a.device)
+    require_fits([s], device, "--widths/--n", f"{','.join(map(str, a.widths))} with n={a.n}")
+    s.dataset()  # validate data arguments before training
     pin_threads()
-    out = thm.check(s, Context(tau=a.tau, device=device))
+    try:
+        out = run_check(thm.check, s, Context(tau=a.tau, device=device))
+    except UsageError:
+        raise
+    except Exception as exc:  # a harness error: its own verdict and exit status
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        out = Outcome(Verdict.ERROR, math.nan, math.nan, math.nan,
+                      f"harness error: {type(exc).__name__}: {exc} (at {where.filename}:"
+                      f"{where.lineno})", details={"traceback": traceback.format_exc()})
     rec = out.to_json()
     rec["setting"] = s.to_json()
     if a.json:
@@ -342,7 +412,36 @@ def cmd_check(a: argparse.Namespace) -> int:
                   f"{cert['min_hessian_eig']} ({cert['hessian_method']})"
                   f"{_cost_text(cert)}")
             print(f"  established: {(cert.get('established') or {}).get('summary', '—')}")
-    return EXIT_NOT_AS_EXPECTED if str(out.verdict) == "FAIL" else EXIT_OK
+    if out.verdict == Verdict.ERROR:
+        return EXIT_ERROR
+    return EXIT_NOT_AS_EXPECTED if out.verdict == Verdict.FAIL else EXIT_OK
+
+
+def _require_checkable(thm: Any, widths: tuple[int, ...], conv: tuple[int, ...] | None
+                       ) -> None:
+    """Refuse up front what ``check`` cannot do with ``thm``: a theorem about something other
+    than one network (T8: task pairs), or a dense network shallower than every network the
+    theorem's own examples and controls use (e.g. depth 1 where a claim compares layers)."""
+    from verify.claims.scales import SCALES
+    from verify.engine.setting import Setting
+    from verify.run.runner import draw_settings
+
+    quick = SCALES["quick"]
+    own = [*thm.pinned(quick), *(c.setting for c in thm.controls(quick))]
+    kinds = {type(x) for x in own}
+    if Setting not in kinds:
+        raise UsageError("ID", thm.id, "a theorem whose claim is about one network (its "
+                         f"checks take {', '.join(sorted(k.__name__ for k in kinds))}: use "
+                         f"`python -m verify run --theorem {thm.id}`)")
+    if conv is not None:
+        return
+    dense = [x for x in (*own, *draw_settings(thm, quick, 10, 0))
+             if isinstance(x, Setting) and x.conv is None]
+    least = min(len(x.widths) - 1 for x in dense)
+    if len(widths) - 1 < least:
+        raise UsageError("--widths", ",".join(map(str, widths)), f"a network of depth ≥ "
+                         f"{least} for {thm.id} (its claim is stated for such networks; "
+                         f"this one has depth {len(widths) - 1})")
 
 
 def cmd_regress(a: argparse.Namespace) -> int:
@@ -351,17 +450,19 @@ def cmd_regress(a: argparse.Namespace) -> int:
     from verify.run.results import load_results, write_results
 
     results = load_results(a.dir)
-    snap = regression.snapshot(results)
+    snap = regression.snapshot(results, f"results file {a.dir}")
     if a.accept:
-        regression.write_baseline(a.baseline, snap)
+        with _writing("--baseline", a.baseline):
+            regression.write_baseline(a.baseline, snap)
         print(f"verify: baseline written to {a.baseline} ({len(snap['theorems'])} theorems)",
               file=sys.stderr)
         return EXIT_OK
     base = regression.load_baseline(a.baseline)
     rows = regression.compare(base, snap, partial=a.partial)
     results["regression"] = {"baseline": str(a.baseline), "diffs": rows}
-    write_results(results, a.dir)
-    report.render(results, a.dir)
+    with _writing("DIR", a.dir):
+        write_results(results, a.dir)
+        report.render(results, a.dir)
     if rows:
         print(f"verify: theory regression against {a.baseline}: {len(rows)} change(s)\n")
         print(regression.table(rows))
@@ -376,9 +477,22 @@ def cmd_report(a: argparse.Namespace) -> int:
 
     results = load_results(a.dir)
     previous = load_results(a.previous) if a.previous is not None else None
-    md, html = report.render(results, a.dir, previous, f"the run in {a.previous}")
+    with _writing("DIR", a.dir):
+        md, html = report.render(results, a.dir, previous, f"the run in {a.previous}")
     print(f"verify: report written to {html} and {md}", file=sys.stderr)
-    return EXIT_OK if results.get("run", {}).get("ok") else EXIT_NOT_AS_EXPECTED
+    run = results.get("run")
+    return EXIT_OK if isinstance(run, dict) and run.get("ok") is True else EXIT_NOT_AS_EXPECTED
+
+
+@contextlib.contextmanager
+def _writing(name: str, path: Path) -> Iterator[None]:
+    """A file that cannot be written (read-only folder, full disk) is a usage error naming
+    it; a file written atomically is never left half-written."""
+    try:
+        yield
+    except OSError as exc:
+        raise UsageError(name, str(path), f"a writable location ({exc.strerror or exc})"
+                         ) from None
 
 
 def cmd_audit(a: argparse.Namespace) -> int:
@@ -413,7 +527,8 @@ def cmd_audit(a: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
-        a = parser.parse_args(argv)
+        argv = list(sys.argv[1:] if argv is None else argv)
+        a = parser.parse_args(join_negative_values(argv, value_flags(parser)))
         if a.command is None:
             parser.print_help()
             return EXIT_USAGE
@@ -431,6 +546,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"verify: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:  # Ctrl-C outside a run's own handling: one line, no traceback
+        print("verify: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into a pager or head that closed early
         sys.stderr.close()
         return EXIT_OK

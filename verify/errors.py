@@ -6,6 +6,10 @@ one line and exits with status 2; the Python API lets it propagate.
 
 from __future__ import annotations
 
+import argparse
+import re
+from typing import NoReturn
+
 
 class UsageError(ValueError):
     """A bad value supplied by the user (CLI flag, API argument, data)."""
@@ -20,3 +24,46 @@ def require(ok: bool, name: str, value: object, allowed: str) -> None:
     """Raise :class:`UsageError` unless ``ok``."""
     if not ok:
         raise UsageError(name, value, allowed)
+
+
+class DataUnavailable(UsageError):
+    """A data set whose optional extra is not installed. Asked for by name on the command
+    line it is a usage error (exit 2); inside a run the check it belongs to is INCONCLUSIVE
+    with this reason — a setting never changes with the installed extras."""
+
+
+class NotJudgeable(Exception):
+    """A trained network no claim may be judged on: it diverged (non-finite weights or
+    loss), or training ran past its wall-clock safety limit. The check that asked for it is
+    INCONCLUSIVE with this reason; no measure ever runs on such weights."""
+
+    def __init__(self, reason: str, certificate: object | None = None) -> None:
+        self.reason, self.certificate = reason, certificate
+        super().__init__(reason)
+
+
+_ARGPARSE = (  # argparse's own messages, reworded to name the value and what is allowed
+    (re.compile(r"argument (?P<arg>\S+): invalid choice: (?P<val>'.*?') \(choose from "
+                r"(?P<ok>.*)\)"), "argument {arg}: {val} is not allowed: one of {ok}"),
+    (re.compile(r"unrecognized arguments: (?P<val>.*)"),
+     "{val!r} is not allowed: not an option or argument of this command"),
+    (re.compile(r"the following arguments are required: (?P<arg>.*)"),
+     "{arg} missing: leaving it out is not allowed, it is required"),
+    (re.compile(r"argument (?P<arg>\S+): expected one argument"),
+     "argument {arg}: a flag without its value is not allowed (give {arg} VALUE)"),
+    (re.compile(r"argument (?P<arg>\S+): ignored explicit argument (?P<val>.*)"),
+     "argument {arg}: a value ({val}) is not allowed for this flag"),
+)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are :class:`UsageError` (one line naming the value and what is
+    allowed, exit 2 in the apps) instead of a usage block and ``SystemExit``."""
+
+    def error(self, message: str) -> NoReturn:
+        for pattern, text in _ARGPARSE:
+            m = pattern.fullmatch(message)
+            if m:
+                message = text.format(**m.groupdict())
+                break
+        raise UsageError("arguments", None, message, f"{message} (see `{self.prog} --help`)")

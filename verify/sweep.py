@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from verify.engine.setting import Context, Setting, trajectory
-from verify.errors import UsageError, require
+from verify.errors import NotJudgeable, OneLineParser, UsageError, require
 from verify.measure import spectra
 from verify.nets.network import weights
 
@@ -81,12 +81,17 @@ def point_setting(sc: SweepScale, lr: float, lam: float, batch: int, seed: int =
 
 
 def average_rank(s: Setting, ctx: Context) -> dict[str, Any]:
-    """Train ``s`` by plain SGD; mean rank_tol over layers (NaN when it diverged)."""
+    """Train ``s`` by plain SGD; mean rank_tol over layers (None when it diverged or reached
+    the wall-clock safety net, with the reason)."""
     t0 = time.perf_counter()
-    res = trajectory(s, ctx)
+    try:
+        res = trajectory(s, ctx)
+    except NotJudgeable as exc:
+        return {"ranks": [], "average_rank": None, "finite": True, "reason": exc.reason,
+                "seconds": time.perf_counter() - t0}
     W = weights(s.architecture(), res.params)
     ranks = [spectra.numerical_rank(w, TOL) for w in W] if res.finite else []
-    return {"ranks": ranks, "average_rank": sum(ranks) / len(ranks) if ranks else math.nan,
+    return {"ranks": ranks, "average_rank": sum(ranks) / len(ranks) if ranks else None,
             "finite": res.finite, "seconds": time.perf_counter() - t0}
 
 
@@ -94,16 +99,41 @@ def _key(lr: float, lam: float, batch: int) -> str:
     return f"lr={lr:g},lam={lam:g},B={batch}"
 
 
+def _valid_point(rec: Any) -> bool:
+    """A point as :func:`run` writes it (so a file of the right syntax but another shape is
+    refused instead of crashing the report)."""
+    def num(x: Any) -> bool:
+        return isinstance(x, int | float) and not isinstance(x, bool)
+
+    return (isinstance(rec, dict) and isinstance(rec.get("key"), str)
+            and num(rec.get("lr")) and num(rec.get("lam"))
+            and isinstance(rec.get("batch"), int) and not isinstance(rec.get("batch"), bool)
+            and (rec.get("average_rank") is None or num(rec.get("average_rank")))
+            and num(rec.get("seconds")) and isinstance(rec.get("ranks", []), list)
+            and rec["key"] == _key(float(rec["lr"]), float(rec["lam"]), int(rec["batch"])))
+
+
 def load(path: Path) -> dict[str, dict[str, Any]]:
-    """Finished points by key; a torn last line (interrupted write) is ignored."""
+    """Finished points by key. A torn last line (an interrupted write) is ignored and redone;
+    any other line that is not a point as :func:`run` writes it is refused (UsageError
+    naming the line): the file was damaged by something other than an interruption."""
     done: dict[str, dict[str, Any]] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError("sweep file", str(path), f"a readable sweep.jsonl ({exc})") from None
+    for i, line in enumerate(lines, 1):
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines):
                 continue
-            done[rec["key"]] = rec
+            rec = None
+        if not _valid_point(rec):
+            raise UsageError("sweep file", f"{path} line {i}", "JSON lines of grid points "
+                             "written by `python -m verify.sweep` (use another --out, or "
+                             "remove the file to start over)")
+        done[rec["key"]] = rec
     return done
 
 
@@ -120,7 +150,11 @@ def run(scale: str, out: Path, ctx: Context | None = None, log: Any = print
     require(scale in SWEEPS, "--scale", scale, f"one of {', '.join(SWEEPS)}")
     sc = SWEEPS[scale]
     ctx = ctx or Context(scale="quick", max_seconds=3600.0)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError("--out", str(out.parent), f"a writable folder ({exc.strerror})"
+                         ) from None
     path = out / "sweep.jsonl"
     done = load(path)
     t0 = time.perf_counter()
@@ -138,9 +172,16 @@ def run(scale: str, out: Path, ctx: Context | None = None, log: Any = print
             continue
         rec = {"key": key, "lr": lr, "lam": lam, "batch": batch,
                **average_rank(point_setting(sc, lr, lam, batch), ctx)}
-        _append(path, rec)
+        try:
+            _append(path, rec)
+        except OSError as exc:
+            raise UsageError("--out", str(out), f"a writable folder with free space "
+                             f"({exc.strerror}); the points so far are kept: run the same "
+                             "command again to resume") from None
         done[key] = rec
-        log(f"{key}: average rank {rec['average_rank']:.2f} ({rec['seconds']:.1f}s)")
+        avg = rec["average_rank"]
+        log(f"{key}: average rank {'—' if avg is None else f'{avg:.2f}'} "
+            f"({rec['seconds']:.1f}s){' ' + rec['reason'] if rec.get('reason') else ''}")
     log(f"sweep {scale}: {len(done)} points, {time.perf_counter() - t0:.1f}s this run")
     return done
 
@@ -198,22 +239,37 @@ def write_report(scale: str, out: Path, done: dict[str, dict[str, Any]]) -> Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m verify.sweep", description=__doc__)
-    ap.add_argument("--scale", default="quick")
-    ap.add_argument("--out", default="reports/sweep")
-    a = ap.parse_args(argv)
+    """Exit status: 0 done, 2 usage error (one line naming the value and what is allowed),
+    130 interrupted (the points finished so far are kept; the same command resumes)."""
+    ap = OneLineParser(prog="python -m verify.sweep", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", default="quick", help=f"one of {', '.join(SWEEPS)}")
+    ap.add_argument("--out", default="reports/sweep", help="output folder (default "
+                    "reports/sweep); the sweep goes to OUT/SCALE and resumes there")
     try:
+        a = ap.parse_args(argv)
+        require(a.scale in SWEEPS, "--scale", a.scale, f"one of {', '.join(SWEEPS)}")
+        require(bool(a.out.strip()) and "\x00" not in a.out, "--out", a.out,
+                "a file system path (not empty, no NUL character)")
         from verify.run.executor import pin_threads
 
         pin_threads(1)
         t0 = time.perf_counter()
         out = Path(a.out) / a.scale
         done = run(a.scale, out)
-        path = write_report(a.scale, out, done)
+        try:
+            path = write_report(a.scale, out, done)
+        except OSError as exc:
+            raise UsageError("--out", str(out), f"a writable folder ({exc.strerror})"
+                             ) from None
         print(f"report: {path} (wall {time.perf_counter() - t0:.1f}s)")
     except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"verify.sweep: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("verify.sweep: interrupted; the points finished so far are kept, run the same "
+              "command again to resume", file=sys.stderr)
+        return 130
     return 0
 
 

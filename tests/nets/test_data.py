@@ -12,6 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import assert_close
 from verify.errors import UsageError
 from verify.nets import data as D
 
@@ -64,8 +65,9 @@ def test_clusters_shapes_and_targets(n: int, d: int, K: int, seed: int, loss: st
         np.testing.assert_array_equal(ds.Y.numpy(), np.where(labels % 2 == 0, 1.0, -1.0))
     else:
         assert ds.Y.shape == (n, K) and ds.d_out == K
-        np.testing.assert_allclose(ds.Y.numpy(), np.eye(K)[labels] - 1.0 / K, atol=1e-15)
-        np.testing.assert_allclose(ds.Y.sum(1).numpy(), 0.0, atol=1e-14)
+        # centred one-hot targets: one subtraction from exact 0/1 values, then K-term sums
+        assert_close(ds.Y, np.eye(K)[labels] - 1.0 / K, ops=2, scale=1.0)
+        assert_close(ds.Y.sum(1), np.zeros(n), ops=K + 2, scale=1.0)
 
 
 def test_clusters_are_clustered() -> None:
@@ -162,8 +164,7 @@ def test_digits_offline_and_labels(monkeypatch: pytest.MonkeyPatch) -> None:
     assert torch.equal(ds.Y, ds.labels)
     three = D.digits(30, seed=1, loss="squared", classes=3)
     assert three.Y.shape == (30, 3) and int(three.labels.max()) <= 2
-    np.testing.assert_allclose(three.Y.numpy(), np.eye(3)[three.labels.numpy()] - 1 / 3,
-                               atol=1e-15)
+    assert_close(three.Y, np.eye(3)[three.labels.numpy()] - 1 / 3, ops=2, scale=1.0)
     full = D.digits(None, seed=0, classes=2)
     assert full.n == int(((full.labels == 0) | (full.labels == 1)).sum())
     assert set(full.labels.tolist()) == {0, 1}

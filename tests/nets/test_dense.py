@@ -11,6 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import assert_close, forward_scale
 from verify.errors import UsageError
 from verify.nets.activations import (
     ACTIVATIONS,
@@ -22,6 +23,7 @@ from verify.nets.activations import (
 )
 from verify.nets.dense import Architecture, biases, forward_internals
 from verify.nets.network import forward, init_params, weights
+from verify.tolerances import ELEMENTWISE_OPS, gradient_ops, network_ops
 
 F64 = torch.float64
 
@@ -87,7 +89,9 @@ def test_forward_matches_numpy(net: tuple[Architecture, tuple[torch.Tensor, ...]
     out = forward(arch, params, X)
     ref = _np_forward(arch, [p.numpy() for p in params], X.numpy())
     assert out.shape == (X.shape[0], arch.widths[-1])
-    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-12, atol=1e-12)
+    # two forward passes (torch, numpy), each within γ_ops of the forward on |·|
+    ops = network_ops(arch.widths) + 2 * arch.depth  # + bias and residual additions
+    assert_close(out, ref, ops=2 * ops, scale=forward_scale(arch, params, X))
 
 
 @given(nets())
@@ -102,7 +106,10 @@ def test_forward_internals_pre_activations_and_inputs(
     W, b = weights(arch, params), biases(arch, params)
     for k in range(arch.depth):
         z_ref = hs[k] @ W[k].T + (b[k] if arch.bias else 0.0)
-        torch.testing.assert_close(zs[k], z_ref, rtol=1e-14, atol=1e-14)
+        # one product of inner dimension d_{k−1} and a bias, in two orders
+        scale = float((hs[k].abs() @ W[k].abs().T).max()) + (
+            float(b[k].abs().max()) if arch.bias else 0.0)
+        assert_close(zs[k], z_ref, ops=2 * (arch.widths[k] + 1), scale=scale)
 
 
 def test_residual_block_by_hand() -> None:
@@ -190,8 +197,10 @@ def test_homogeneous_nets_are_positively_homogeneous_per_layer(act: str, seed: i
     X = torch.randn(5, 3, dtype=F64, generator=torch.Generator().manual_seed(seed))
     base = forward(arch, tuple(params), X)
     params[layer] = c * params[layer]
-    torch.testing.assert_close(forward(arch, tuple(params), X), c * base, rtol=1e-12,
-                               atol=1e-12)
+    # two forward passes and the scalings by c
+    ops = 2 * network_ops(arch.widths) + 2
+    assert_close(forward(arch, tuple(params), X), c * base, ops=ops,
+                 scale=forward_scale(arch, tuple(params), X))
 
 
 # --------------------------------------------------------------------------- init
@@ -210,7 +219,7 @@ def test_init_params_deterministic_in_seed() -> None:
                zip(f32, init_params(arch, 11, dtype=torch.float32), strict=True))
     scaled = init_params(arch, 11, scale=3.0)
     for s, t in zip(scaled[: arch.depth], a[: arch.depth], strict=True):
-        torch.testing.assert_close(s, 3.0 * t, rtol=1e-15, atol=0.0)
+        assert_close(s, 3.0 * t, ops=3)  # (gain·3)·x against 3·(gain·x): three roundings
 
 
 @pytest.mark.parametrize("act, gain", [("relu", 2.0), ("leaky_relu", 2.0), ("tanh", 1.0),
@@ -228,18 +237,20 @@ def test_init_params_variance(act: str, gain: float) -> None:
 @pytest.mark.parametrize("name", ACTIVATIONS)
 def test_sigma_matches_numpy(name: str) -> None:
     z = torch.linspace(-5, 5, 41, dtype=F64)
-    np.testing.assert_allclose(sigma(name, z).numpy(), _np_sigma(name, z.numpy()), rtol=1e-13,
-                               atol=1e-14)
+    # libm functions are within 1 ulp; softplus composes two of them on each side
+    assert_close(sigma(name, z), _np_sigma(name, z.numpy()), ops=4 * ELEMENTWISE_OPS)
 
 
 @pytest.mark.parametrize("beta", [1.0, 10.0, 1e3])
 def test_sigma_smoothing_formula(beta: float) -> None:
     z = torch.linspace(-3, 3, 61, dtype=F64)
     sp = np.logaddexp(0.0, beta * z.numpy()) / beta
-    np.testing.assert_allclose(sigma("relu", z, beta).numpy(), sp, rtol=1e-12, atol=1e-15)
+    # βz, two libm functions and /β on each side; leaky adds a product and a sum
+    ops = 2 * (2 + 2 * ELEMENTWISE_OPS)
+    assert_close(sigma("relu", z, beta), sp, ops=ops)
     leaky = LEAKY_SLOPE * z.numpy() + (1 - LEAKY_SLOPE) * sp
-    np.testing.assert_allclose(sigma("leaky_relu", z, beta).numpy(), leaky, rtol=1e-12,
-                               atol=1e-15)
+    assert_close(sigma("leaky_relu", z, beta), leaky, ops=ops + 6,
+                 scale=float(np.abs(z.numpy()).max() + np.abs(sp).max()))
     # uniform approximation error log(2)/β
     assert float((sigma("relu", z, beta) - torch.relu(z)).abs().max()) <= math.log(2) / beta
 
@@ -264,6 +275,11 @@ W2_3 = torch.tensor([[0.5, -1.5, 2.0]], dtype=F64)
 Y3 = torch.tensor([[0.3], [-0.2], [1.1]], dtype=F64)
 MASK = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 1.0]], dtype=F64)
 SLOPE = torch.tensor([[9.0, 0.3, 9.0], [9.0, 9.0, 0.7], [0.25, 9.0, 0.6]], dtype=F64)
+# what the rounding of ∂L̂/∂W1 is relative to: the gradient formula on absolute values,
+# |X|ᵀ(|D| ⊙ ((|f| + |Y|)/n |W2|)) with |D| ≤ 9 and |f| ≤ |z||W2|ᵀ (slopes ≤ 9)
+_ZA = (X3.abs() @ W1_3.abs().T)
+GRAD_SCALE = float((X3.abs().T @ (9.0 * ((9.0 * _ZA @ W2_3.abs().T + Y3.abs()) / 3
+                                          @ W2_3.abs()))).max())
 
 
 def _analytic_grad_W1(act: str, slopes_on_mask: torch.Tensor) -> np.ndarray:
@@ -291,8 +307,8 @@ def test_kink_slopes_surrogate_value_and_gradient(act: str) -> None:
     assert torch.equal(out_k.detach(), out_plain)  # same value
     loss = 0.5 * ((out_k - Y3) ** 2).sum() / 3
     (g,) = torch.autograd.grad(loss, W1)
-    np.testing.assert_allclose(g.numpy(), _analytic_grad_W1(act, SLOPE), rtol=1e-13,
-                               atol=1e-14)
+    ops = 2 * gradient_ops(arch.widths, 3)  # autograd and the numpy formula
+    assert_close(g, _analytic_grad_W1(act, SLOPE), ops=ops, scale=GRAD_SCALE)
     # and it is not the plain gradient (the chosen slopes matter)
     W1p = W1_3.clone().requires_grad_(True)
     lp = 0.5 * ((forward(arch, (W1p, W2_3), X3) - Y3) ** 2).sum() / 3
@@ -300,8 +316,7 @@ def test_kink_slopes_surrogate_value_and_gradient(act: str) -> None:
     assert not torch.allclose(g, gp)
     lo = 0.0 if act == "relu" else LEAKY_SLOPE
     natural = torch.as_tensor(np.where((X3 @ W1_3.T).numpy() > 0, 1.0, lo))
-    np.testing.assert_allclose(gp.numpy(), _analytic_grad_W1(act, natural), rtol=1e-13,
-                               atol=1e-14)
+    assert_close(gp, _analytic_grad_W1(act, natural), ops=ops, scale=GRAD_SCALE)
 
 
 def test_kink_slopes_empty_mask_is_plain_autograd() -> None:
@@ -326,7 +341,9 @@ def test_piece_of_evaluates_slope_times_z() -> None:
     D = np.where(MASK.numpy() > 0, SLOPE.numpy(), (z > 0).astype(float))
     ref = (D * z) @ W2_3.numpy().T
     out = forward(arch, (W1_3, W2_3), X3, piece)
-    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-14, atol=1e-14)
+    ops = 2 * (network_ops(arch.widths) + 2)  # two forwards, slope products
+    scale = float(((np.abs(D) * np.abs(z)) @ np.abs(W2_3.numpy()).T).max())
+    assert_close(out, ref, ops=ops, scale=scale)
     # the masked entry z[0, 1] = 0 contributes nothing; a masked nonzero entry (z[1, 0]
     # would be 0 under relu) is evaluated as its slope times z, so the piece differs from f
     mask2 = torch.zeros_like(MASK)
@@ -335,7 +352,7 @@ def test_piece_of_evaluates_slope_times_z() -> None:
     diff = forward(arch, (W1_3, W2_3), X3, p2) - forward(arch, (W1_3, W2_3), X3)
     expected = torch.zeros(3, 1, dtype=F64)
     expected[1, 0] = 0.5 * float(z[1, 0]) * float(W2_3[0, 0])
-    torch.testing.assert_close(diff, expected, rtol=1e-14, atol=1e-14)
+    assert_close(diff, expected, ops=2 * ops + 1, scale=scale)
 
 
 def test_piece_is_multilinear_in_layers() -> None:
@@ -343,7 +360,8 @@ def test_piece_is_multilinear_in_layers() -> None:
     arch = Architecture((2, 3, 1), "relu")
     piece = piece_of(KinkSlopes((MASK,), (SLOPE,)))
     base = forward(arch, (W1_3, W2_3), X3, piece)
-    torch.testing.assert_close(forward(arch, (2.5 * W1_3, W2_3), X3, piece), 2.5 * base,
-                               rtol=1e-14, atol=1e-14)
-    torch.testing.assert_close(forward(arch, (W1_3, 0.2 * W2_3), X3, piece), 0.2 * base,
-                               rtol=1e-14, atol=1e-14)
+    ops = 2 * (network_ops(arch.widths) + 2) + 2  # two forwards and the scalings
+    for W1, W2, c in ((2.5 * W1_3, W2_3, 2.5), (W1_3, 0.2 * W2_3, 0.2)):
+        scaled = forward(arch, (W1, W2), X3, piece)
+        scale = 3 * c * float((X3.abs() @ W1_3.abs().T @ W2_3.abs().T).max())
+        assert_close(scaled, c * base, ops=ops, scale=scale)

@@ -40,3 +40,5 @@ def test_unreachable_scheduler_is_a_usage_error(tmp_path: Path,
     assert "--scheduler" in capsys.readouterr().err
     code = cli.main([*ARGS, "--scheduler", "nonsense", "--out", str(tmp_path / "y")])
     assert code == 2
+    # refused before anything is written: no folder, no run.json, no lock
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

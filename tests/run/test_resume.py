@@ -23,8 +23,11 @@ from verify.run.results import without_timing
 
 ROOT = Path(__file__).resolve().parents[2]
 ARGS = ["run", "--theorem", "T0", "--theorem", "T1", "--examples", "6", "--workers", "2"]
-def _cmd(out: Path) -> list[str]:
-    return [sys.executable, "-m", "verify", *ARGS, "--out", str(out)]
+SMALL = ["run", "--theorem", "T0", "--examples", "1", "--workers", "2"]
+
+
+def _cmd(out: Path, args: list[str] = ARGS) -> list[str]:
+    return [sys.executable, "-m", "verify", *args, "--out", str(out)]
 
 
 def _env() -> dict[str, str]:
@@ -35,7 +38,40 @@ def _results(out: Path) -> dict[str, Any]:
     return json.loads((out / "results.json").read_text())
 
 
-def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
+def _start(out: Path, records: int, args: list[str] = ARGS
+           ) -> tuple[subprocess.Popen[bytes], list[int]]:
+    """The run in its own process group, once ``records`` checks are done; with the PIDs
+    of its worker processes."""
+    proc = subprocess.Popen(_cmd(out, args), env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    path = out / rundir.RECORDS
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        if path.exists() and len(path.read_text().splitlines()) >= records:
+            break
+        time.sleep(0.05)
+    kids = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    return proc, [int(x) for x in kids.read_text().split()] if kids.exists() else []
+
+
+def _gone(pid: int, wait: float = 10.0) -> bool:
+    deadline = time.time() + wait
+    while time.time() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_sigkill_of_the_main_process_then_resume_equals_uninterrupted_run(tmp_path: Path
+                                                                          ) -> None:
+    """SIGKILL of the main process only (what a job manager or the OOM killer does): its
+    workers die with it and do not hold the folder's lock, so the same command resumes at
+    once, with nothing lost or duplicated and the results of an uninterrupted run."""
     ref = tmp_path / "ref"
     p = subprocess.run(_cmd(ref), env=_env(), capture_output=True, text=True, timeout=900,
                        check=False)
@@ -43,22 +79,18 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
     total = len((ref / rundir.RECORDS).read_text().splitlines())
 
     out = tmp_path / "killed"
-    proc = subprocess.Popen(_cmd(out), env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    records = out / rundir.RECORDS
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        if records.exists() and len(records.read_text().splitlines()) >= 3:
-            break
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)  # the run and its worker processes, mid-way
+    proc, workers = _start(out, 3)
+    os.kill(proc.pid, signal.SIGKILL)  # the main process only, mid-way
     proc.wait()
+    records = out / rundir.RECORDS
     done_before = len(records.read_text().splitlines())
     assert 3 <= done_before < total, (done_before, total)
     assert not (out / "results.json").exists()
+    if Path("/proc").is_dir():
+        assert workers and all(_gone(w) for w in workers), workers  # died with the run
 
     p = subprocess.run(_cmd(out), env=_env(), capture_output=True, text=True, timeout=900,
-                       check=False)
+                       check=False)  # at once: no "wait for it"
     assert p.returncode == 0, p.stderr
     assert f"resuming {out}: {done_before} of {total}" in p.stderr
     lines = [json.loads(x) for x in records.read_text().splitlines()]
@@ -76,15 +108,17 @@ def test_torn_last_line_is_repaired(tmp_path: Path) -> None:
     rec = check_record().to_json()
     path = tmp_path / rundir.RECORDS
     path.write_text(json.dumps(rec) + "\n" + json.dumps(check_record(index=1).to_json())[:17])
-    assert [r.id for r in rundir.read_records(tmp_path)] == [rec["id"]]
-    assert rundir.read_records(tmp_path) == [check_record()]  # read back equal, typed
+    assert [r["id"] for r in rundir.read_records(tmp_path)] == [rec["id"]]
+    assert rundir.read_records(tmp_path) == [rec]  # read back equal (typed after vetting)
     assert path.read_text() == json.dumps(rec) + "\n"
     path.write_text(json.dumps(rec) + "\n" + json.dumps(rec) + "\n")  # a repeat is dropped
     assert len(rundir.read_records(tmp_path)) == 1
 
 
-@pytest.mark.parametrize("bad", ["{garbage", json.dumps({"id": "T1/ex/s0"}),
-                                 json.dumps({**check_record().to_json(), "verdict": "MAYBE"})])
+# a line that is not a record at all; a record of the wrong shape or an edited one is refused
+# when the records are vetted (tests/run/test_untrusted.py)
+@pytest.mark.parametrize("bad", ["{garbage", "[1, 2]", json.dumps({"no": "id"}),
+                                 json.dumps({"id": 3})])
 def test_corrupt_record_in_the_middle_is_refused(tmp_path: Path, bad: str) -> None:
     rec = json.dumps(check_record().to_json())
     (tmp_path / rundir.RECORDS).write_text(rec + "\n" + bad + "\n" + rec + "\n")
@@ -101,7 +135,7 @@ def test_second_run_on_the_same_out_is_refused(tmp_path: Path,
     with rundir.locked(out):
         assert cli.main(["run", "--theorem", "T1", "--examples", "1", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "another `python -m verify run` holds its lock" in err
+    assert f"process {os.getpid()}" in err and "holds its lock" in err
     assert not (out / rundir.RECORDS).exists()
 
 
@@ -113,3 +147,16 @@ def test_same_seed_gives_identical_results(tmp_path: Path) -> None:
                          "--workers", "1", "--out", str(out)]) == 0
         outs.append(without_timing(_results(out)["theorems"]))
     assert outs[0] == outs[1]  # bitwise: floats compared with ==
+
+
+def test_ctrl_c_is_exit_130_without_traceback(tmp_path: Path) -> None:
+    """Ctrl-C is never swallowed (exit 130) and never a traceback, from the run or its
+    workers; what finished is reported (resuming is the SIGKILL test's)."""
+    out = tmp_path / "interrupted"
+    proc, _ = _start(out, 1, SMALL)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends: the whole process group
+    _, err = proc.communicate(timeout=120)
+    text = err.decode()
+    assert proc.returncode == 130, text
+    assert "Traceback" not in text and "interrupted" in text
+    assert json.loads((out / "results.json").read_text())["run"]["interrupted"]

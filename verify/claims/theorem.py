@@ -17,6 +17,7 @@ realises.
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,8 +26,9 @@ from hypothesis import strategies as st
 
 from verify.claims.scales import Scale
 from verify.claims.verdict import Outcome, Verdict
+from verify.engine.certificate import Certificate
 from verify.engine.setting import Context, Trained
-from verify.errors import require
+from verify.errors import DataUnavailable, NotJudgeable, require
 from verify.nets.activations import HOMOGENEOUS
 from verify.nets.network import Network
 from verify.nets.objective import Objective
@@ -135,3 +137,20 @@ def select(ids: list[str] | None) -> list[Theorem]:
     for i in ids:
         require(i.upper() in reg, "--theorem", i, f"one of {', '.join(reg)}")
     return [reg[i.upper()] for i in dict.fromkeys(ids)]
+
+
+def run_check(check: Check, setting: Any, ctx: Context) -> Outcome:
+    """``check(setting, ctx)``, where a network that cannot be judged (it diverged, or
+    reached the wall-clock safety net) or a data set whose optional extra is not installed
+    makes the outcome INCONCLUSIVE with the reason — the assumptions of the claim are not
+    met. Any other exception is a harness error and propagates: the caller reports ERROR,
+    never INCONCLUSIVE."""
+    try:
+        return check(setting, ctx)
+    except NotJudgeable as exc:
+        cert = exc.certificate if isinstance(exc.certificate, Certificate) else None
+        return Outcome(Verdict.INCONCLUSIVE, math.nan, math.nan, math.nan,
+                       f"not judgeable: {exc.reason}", cert)
+    except DataUnavailable as exc:
+        return Outcome(Verdict.INCONCLUSIVE, math.nan, math.nan, math.nan,
+                       f"data set unavailable: {exc}")

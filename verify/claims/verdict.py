@@ -2,8 +2,9 @@
 
 PASS — the claim holds with margin; FAIL — violated beyond the tolerance the certificate
 allows; INCONCLUSIVE — assumptions not met (not stationary, diverged, kink stall);
-VACUOUS — the bound holds but is no better than the trivial one. Every outcome carries the
-measured value, the bound and the margin (bound − measured)/scale.
+VACUOUS — the bound holds but is no better than the trivial one; ERROR — the harness itself
+failed (a bug, never "assumptions not met"). Every outcome carries the measured value, the
+bound and the margin (bound − measured)/scale.
 
 This module is where a verdict is decided; theorems never build an :class:`Outcome` by hand.
 Rules: :func:`judge` (measured ≤ bound), :func:`judge_at_least` (measured ≥ bound),
@@ -36,10 +37,12 @@ class Verdict(StrEnum):
     FAIL = "FAIL"
     INCONCLUSIVE = "INCONCLUSIVE"
     VACUOUS = "VACUOUS"
+    ERROR = "ERROR"  # a harness error: the check itself broke, nothing was judged
 
 
 # Severity when several parts of one claim are combined: the worst part decides.
-SEVERITY = {Verdict.FAIL: 3, Verdict.INCONCLUSIVE: 2, Verdict.PASS: 1, Verdict.VACUOUS: 0}
+SEVERITY = {Verdict.ERROR: 4, Verdict.FAIL: 3, Verdict.INCONCLUSIVE: 2, Verdict.PASS: 1,
+            Verdict.VACUOUS: 0}
 
 
 @dataclass(frozen=True)
@@ -149,10 +152,11 @@ def combine(parts: Mapping[str, Outcome], details: Mapping[str, Any] | None = No
 
 
 def overall(verdicts: Iterable[Verdict]) -> Verdict:
-    """Theorem-level verdict: FAIL if any example fails; else PASS if any passes; else
-    INCONCLUSIVE if any is inconclusive; else VACUOUS (also for no examples)."""
+    """Theorem-level verdict: ERROR if the harness failed on any example; else FAIL if any
+    example fails; else PASS if any passes; else INCONCLUSIVE if any is inconclusive; else
+    VACUOUS (also for no examples)."""
     vs = list(verdicts)
-    for v in (Verdict.FAIL, Verdict.PASS, Verdict.INCONCLUSIVE):
+    for v in (Verdict.ERROR, Verdict.FAIL, Verdict.PASS, Verdict.INCONCLUSIVE):
         if v in vs:
             return v
     return Verdict.VACUOUS

@@ -224,6 +224,8 @@ def certify(obj: Objective, result: TrainResult, tau: float,
     reasons = []
     if not finite:
         reasons.append(result.stop_reason)
+    if result.timed_out and finite:
+        reasons.append(result.stop_reason.rsplit("; ", 1)[-1])  # the safety-net note
     if finite and not F1 < F0:
         reasons.append(f"F did not decrease ({F0:.4g} → {F1:.4g})")
     if collapsed:

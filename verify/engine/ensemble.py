@@ -43,9 +43,9 @@ import torch
 from torch import Tensor
 
 from verify.engine.certificate import Certificate, certify
-from verify.engine.setting import Context, Setting, Trained, is_cached, realise, store
+from verify.engine.setting import Context, Setting, Trained, is_cached, realise_any, store
 from verify.engine.status import TrainStatus
-from verify.engine.train import TrainConfig, TrainResult, train
+from verify.engine.train import TrainConfig, TrainResult, safety_net_note, train
 from verify.errors import UsageError, require
 from verify.nets.activations import Params, sigma
 from verify.nets.data import check_finite
@@ -330,17 +330,21 @@ def train_ensemble(objectives: Sequence[Objective], inits: Sequence[Params],
     params, taken, reasons, statuses, traces = gd_ensemble(objectives, inits, cfg_list,
                                                            deadline, chunk)
     gd_seconds = time.perf_counter() - t0
+    gd_over = time.perf_counter() > deadline  # the shared GD phase reached the safety net
     out = []
     for i, (obj, init, cfg) in enumerate(zip(objectives, inits, cfg_list, strict=True)):
         trace = list(traces[i])
         finite = statuses[i] is not TrainStatus.DIVERGED
+        timed_out = gd_over
         res = TrainResult(
             params=params[i], initial=tuple(init), trace_steps=(), trace_F=(),
             trace_residual=(), gd_steps=taken[i], lbfgs_iters=0, continuation_iters=0,
-            stop_reason=reasons[i], seconds=gd_seconds, status=statuses[i],
-            stages={"gd": gd_seconds})
+            stop_reason=reasons[i] + (f"; {safety_net_note(cfg.max_seconds)}" if timed_out
+                                      else ""),
+            seconds=gd_seconds, status=TrainStatus.TIME_LIMIT if timed_out else statuses[i],
+            stages={"gd": gd_seconds}, timed_out=timed_out)
         left = cfg.max_seconds - gd_seconds
-        if finite and cfg.polish and obj.lam > 0 and left > 0:
+        if finite and cfg.polish and obj.lam > 0 and left > 0 and not timed_out:
             # the engine's polish, unchanged: train() with its GD phase already done
             pol = train(obj, params[i], replace(cfg, steps=0, max_seconds=left))
             trace += [(taken[i] + s, f, r) for s, f, r in zip(
@@ -350,7 +354,8 @@ def train_ensemble(objectives: Sequence[Objective], inits: Sequence[Params],
                           stop_reason=pol.stop_reason, seconds=gd_seconds + pol.seconds,
                           status=pol.status, stages={"gd": gd_seconds, **{
                               k: v for k, v in pol.stages.items() if k != "gd"}},
-                          kink_band=pol.kink_band, slopes=pol.slopes)
+                          kink_band=pol.kink_band, slopes=pol.slopes,
+                          timed_out=pol.timed_out)
         out.append(replace(res, trace_steps=tuple(s for s, _, _ in trace),
                            trace_F=tuple(f for _, f, _ in trace),
                            trace_residual=tuple(r for _, _, r in trace)))
@@ -419,4 +424,4 @@ def realise_all(settings: Sequence[Setting], ctx: Context,
         for (s, obj), res in zip(group, results, strict=True):
             cert, st = certify(obj, res, ctx.tau)
             store(Trained(s, obj, res, cert, st), ctx)
-    return [realise(s, ctx) for s in settings]
+    return [realise_any(s, ctx) for s in settings]

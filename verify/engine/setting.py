@@ -18,17 +18,25 @@ from typing import Any
 
 import torch
 
+from verify.engine import cache
 from verify.engine.certificate import Certificate, certify
 from verify.engine.residual import Stationarity
-from verify.engine.train import Observer, TrainConfig, TrainResult, train
-from verify.errors import require
+from verify.engine.train import OPTIMIZERS, PRECISIONS, Observer, TrainConfig, TrainResult, train
+from verify.errors import NotJudgeable, require
 from verify.nets import data as datasets
-from verify.nets.activations import Params
+from verify.nets.activations import ACTIVATIONS, Params
 from verify.nets.conv2d import ConvNet
 from verify.nets.data import Dataset
 from verify.nets.dense import Architecture
 from verify.nets.network import init_params
 from verify.nets.objective import Objective
+
+# Largest values a setting may hold: far above every scale (the large scale's widths are
+# 4096, its step counts in the thousands); a bigger value is a typing mistake, refused up
+# front instead of hanging or exhausting memory (memory itself: verify.engine.memory).
+MAX_WIDTH = 2**20
+MAX_STEPS = 10**7
+MAX_SEED = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -57,36 +65,55 @@ class Setting:
     conv: tuple[int, ...] | None = None  # conv channels: a verify.nets.conv2d.ConvNet on images
 
     def __post_init__(self) -> None:
-        require(isinstance(self.lam, (int, float)) and not isinstance(self.lam, bool)
-                and math.isfinite(self.lam)
-                and self.lam >= 0, "lam", self.lam, "a finite number ≥ 0")
-        require(isinstance(self.n, int) and self.n >= 1, "n", self.n, "a positive integer")
-        require(isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0,
-                "lr", self.lr, "a finite number > 0")
-        require(isinstance(self.steps, int) and self.steps >= 0, "steps", self.steps,
-                "an integer ≥ 0")
-        require(isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed,
-                "an integer ≥ 0")
-        require(isinstance(self.init_scale, (int, float)) and math.isfinite(self.init_scale)
-                and self.init_scale > 0, "init_scale", self.init_scale, "a finite number > 0")
-        require(isinstance(self.widths, (tuple, list)), "widths", self.widths,
-                "a tuple of positive integers (d_0, …, d_L)")
+        """Every field is checked here, at construction, naming the field: a bad value
+        never gets as far as training (where it would crash far from its cause)."""
+        def number(x: object) -> bool:
+            return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+        def integer(x: object) -> bool:
+            return isinstance(x, int) and not isinstance(x, bool)
+
+        require(isinstance(self.widths, tuple) and len(self.widths) >= 2
+                and all(integer(w) and 1 <= w <= MAX_WIDTH for w in self.widths), "widths",
+                self.widths, "a tuple (d_0, …, d_L) of at least two integers (depth ≥ 1), "
+                f"each in [1, {MAX_WIDTH}]")
+        require(isinstance(self.activation, str) and self.activation in ACTIVATIONS,
+                "activation", self.activation, f"one of {', '.join(ACTIVATIONS)}")
+        require(number(self.lam) and self.lam >= 0, "lam", self.lam, "a finite number ≥ 0")
+        require(integer(self.n) and self.n >= 1, "n", self.n, "a positive integer")
+        require(number(self.lr) and self.lr > 0, "lr", self.lr, "a finite number > 0")
+        require(integer(self.steps) and 0 <= self.steps <= MAX_STEPS, "steps", self.steps,
+                f"an integer in [0, {MAX_STEPS}]")
+        require(integer(self.seed) and 0 <= self.seed <= MAX_SEED, "seed", self.seed,
+                f"an integer in [0, {MAX_SEED}]")
+        require(number(self.init_scale) and self.init_scale > 0, "init_scale",
+                self.init_scale, "a finite number > 0")
+        for flag in ("bias", "residual", "reg_bias", "polish"):
+            require(isinstance(getattr(self, flag), bool), flag, getattr(self, flag),
+                    "True or False")
         require(isinstance(self.data, str) and (self.data in datasets.KINDS
                                                 or self.data.startswith("pair:")),
                 "data", self.data, f"one of {', '.join(datasets.KINDS)} or a task-pair name")
-        require(self.loss in datasets.LOSSES, "loss", self.loss,
-                f"one of {', '.join(datasets.LOSSES)}")
-        TrainConfig(lr=self.lr, steps=self.steps, optimizer=self.optimizer,
-                    precision=self.precision)  # validates
-        require(self.batch is None or (isinstance(self.batch, int)
-                                       and 1 <= self.batch <= self.n), "batch", self.batch,
-                f"None (full batch) or an integer in [1, n={self.n}]")
+        require(isinstance(self.loss, str) and self.loss in datasets.LOSSES, "loss",
+                self.loss, f"one of {', '.join(datasets.LOSSES)}")
+        require(isinstance(self.optimizer, str) and self.optimizer in OPTIMIZERS,
+                "optimizer", self.optimizer, f"one of {', '.join(OPTIMIZERS)}")
+        require(isinstance(self.precision, str) and self.precision in PRECISIONS,
+                "precision", self.precision, f"one of {', '.join(PRECISIONS)}")
+        require(self.dim is None or (integer(self.dim) and self.dim >= 1), "dim", self.dim,
+                "None or a positive integer")
+        require(self.batch is None or (integer(self.batch) and 1 <= self.batch <= self.n),
+                "batch", self.batch, f"None (full batch) or an integer in [1, n={self.n}]")
+        require(self.conv is None or (isinstance(self.conv, tuple) and len(self.conv) >= 1
+                                      and all(integer(c) and 1 <= c <= MAX_WIDTH
+                                              for c in self.conv)), "conv", self.conv,
+                f"None or a tuple of channel counts in [1, {MAX_WIDTH}]")
         require(self.conv is None or (len(self.widths) == 2 and not self.bias
                                       and not self.residual
                                       and datasets.image_side(self.widths[0]) is not None),
                 "widths of a conv net", self.widths,
                 "(3·S², d_out) for S×S RGB images, without biases or residual blocks")
-        self.architecture()  # validates widths and activation
+        self.architecture()  # validates the rest (e.g. residual blocks, conv shapes)
 
     def architecture(self) -> Architecture | ConvNet:
         if self.conv is not None:
@@ -140,8 +167,10 @@ class Trained:
 
 @dataclass
 class Context:
-    """What a check may use: certificate level τ, device, time budget, and a cache of
-    trained networks keyed by setting (so two claims on one network train it once)."""
+    """What a check may use: certificate level τ, device, the wall-clock safety net per
+    network, and a cache of trained networks keyed by setting (so two claims on one network
+    train it once). ``used`` collects the on-disk entries this context read or wrote (key →
+    digest): a run's record carries them, so an entry edited later is found out."""
 
     tau: float = 1e-6
     device: str = "cpu"
@@ -149,6 +178,7 @@ class Context:
     scale: str = "quick"
     cache_dir: str | None = None  # trained networks on disk, keyed by a hash of the setting
     cache: dict[Setting, Trained] = field(default_factory=dict)
+    used: dict[str, str] = field(default_factory=dict)
 
 
 def setting_key(setting: Any, tau: float) -> str:
@@ -162,9 +192,12 @@ def setting_key_json(setting_json: dict[str, Any], tau: float) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
+CACHE_SUFFIX = ".npz"
+
+
 def cache_path(setting: Setting, ctx: Context) -> Path | None:
     """The on-disk cache entry of ``setting`` (None without ``ctx.cache_dir``)."""
-    return (Path(ctx.cache_dir) / f"{setting_key(setting, ctx.tau)}.pt"
+    return (Path(ctx.cache_dir) / f"{setting_key(setting, ctx.tau)}{CACHE_SUFFIX}"
             if ctx.cache_dir else None)
 
 
@@ -175,38 +208,67 @@ def is_cached(setting: Setting, ctx: Context) -> bool:
 
 
 def store(trained: Trained, ctx: Context) -> None:
-    """Put ``trained`` into ``ctx.cache`` and, with ``ctx.cache_dir``, on disk: written to a
-    per-process temporary file renamed into place, so a concurrent reader never sees a torn
-    file."""
+    """Put ``trained`` into ``ctx.cache`` and, with ``ctx.cache_dir``, on disk (npz + JSON,
+    :mod:`verify.engine.cache`): written to a per-process temporary file renamed into place,
+    so a concurrent reader never sees a torn file. The disk copy only saves time: when it
+    cannot be written (e.g. a full disk) the network is kept in memory only."""
     assert trained.setting is not None, "only networks realised from a Setting are cached"
     ctx.cache[trained.setting] = trained
     path = cache_path(trained.setting, ctx)
-    if path is not None:
+    if path is None:
+        return
+    data, dig = cache.encode({"setting": trained.setting.to_json(), "tau": ctx.tau,
+                              "result": trained.result, "certificate": trained.certificate,
+                              "stationarity": trained.stationarity})
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save(trained, tmp)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
         os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        return
+    ctx.used[path.stem] = dig
 
 
-def realise(setting: Setting, ctx: Context, observer: Observer | None = None) -> Trained:
-    """Train ``setting`` to stationarity and certify it.
+def _load(setting: Setting, ctx: Context, path: Path) -> Trained | None:
+    """The disk entry of ``setting``, or None when it is missing, torn or not this
+    setting's (a cache miss: the network is trained again)."""
+    try:
+        data = path.read_bytes()
+        v = cache.decode(data, ctx.device)
+    except (OSError, cache.CacheError):
+        return None
+    if v.get("setting") != json.loads(json.dumps(setting.to_json())) or v.get(
+            "tau") != ctx.tau:
+        return None
+    res, cert, st = v.get("result"), v.get("certificate"), v.get("stationarity")
+    if not (isinstance(res, TrainResult) and isinstance(cert, Certificate)
+            and isinstance(st, Stationarity)):
+        return None
+    init = setting.init(ctx.device)
+    if len(res.initial) != len(init) or not all(
+            a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b)
+            for a, b in zip(res.initial, init, strict=True)) or [
+            p.shape for p in res.params] != [p.shape for p in init]:
+        return None
+    ctx.used[path.stem] = cache.digest(data)
+    return Trained(setting, setting.objective(ctx.device), res, cert, st)
 
-    Cached in memory and, with ``ctx.cache_dir``, on disk (torch.save), so re-checks and a
-    resumed run never retrain. A run with an ``observer`` always trains: the observer must
-    see every step. (Many settings at once, with batched GD:
-    :func:`verify.engine.ensemble.realise_all`.)
-    """
+
+def realise_any(setting: Setting, ctx: Context, observer: Observer | None = None
+                ) -> Trained:
+    """Train ``setting`` and certify it, whatever came out — diverged networks included
+    (see :func:`realise` for the cache)."""
     if observer is None and setting in ctx.cache:
         return ctx.cache[setting]
     path = cache_path(setting, ctx) if observer is None else None
     if path is not None and path.exists():
-        try:
-            out = torch.load(path, map_location=ctx.device, weights_only=False)
-            if isinstance(out, Trained) and out.setting == setting:
-                ctx.cache[setting] = out
-                return out
-        except Exception:  # a torn or foreign file is only a cache miss
-            pass
+        got = _load(setting, ctx, path)
+        if got is not None:
+            ctx.cache[setting] = got
+            return got
     obj = setting.objective(ctx.device)
     res = train(obj, setting.init(ctx.device), setting.train_config(ctx.max_seconds), observer)
     cert, st = certify(obj, res, ctx.tau)
@@ -218,12 +280,40 @@ def realise(setting: Setting, ctx: Context, observer: Observer | None = None) ->
     return out
 
 
+def require_judgeable(t: Trained) -> Trained:
+    """``t``, or :class:`~verify.errors.NotJudgeable` when it diverged (non-finite loss or
+    weights) or reached the wall-clock safety net: no measure runs on such a network."""
+    finite = t.result.finite and all(bool(torch.isfinite(p).all()) for p in t.result.params)
+    if not finite:
+        why = t.result.stop_reason
+        raise NotJudgeable(why if why.startswith("diverged") else f"diverged: {why}",
+                           t.certificate)
+    if t.result.timed_out:
+        raise NotJudgeable(t.certificate.reason, t.certificate)
+    return t
+
+
+def realise(setting: Setting, ctx: Context, observer: Observer | None = None) -> Trained:
+    """Train ``setting`` to stationarity and certify it; a network that diverged or reached
+    the safety net raises :class:`~verify.errors.NotJudgeable` (its check is INCONCLUSIVE).
+
+    Cached in memory and, with ``ctx.cache_dir``, on disk (npz + JSON, no pickle), so
+    re-checks and a resumed run never retrain. A run with an ``observer`` always trains: the
+    observer must see every step. (Many settings at once, with batched GD:
+    :func:`verify.engine.ensemble.realise_all`.)
+    """
+    return require_judgeable(realise_any(setting, ctx, observer))
+
+
 def trajectory(setting: Setting, ctx: Context, observer: Observer | None = None
                ) -> TrainResult:
     """Train ``setting`` without certifying it: for claims about the optimiser's trajectory
     itself (SGD iterates are not stationary points, THEOREMS.md T5)."""
-    return train(setting.objective(ctx.device), setting.init(ctx.device),
-                 setting.train_config(ctx.max_seconds), observer)
+    res = train(setting.objective(ctx.device), setting.init(ctx.device),
+                setting.train_config(ctx.max_seconds), observer)
+    if res.timed_out:  # a diverged trajectory is a result; a truncated one is not
+        raise NotJudgeable(res.stop_reason)
+    return res
 
 
 def default_device(name: str) -> str:

@@ -7,6 +7,12 @@ strong-Wolfe line search in float64, then — for ReLU-type networks, whose mini
 on kinks where L-BFGS stalls — the smoothing continuation of :mod:`verify.engine.kinks`.
 Non-finite losses stop training with a reason.
 
+Every phase stops on an iteration count (``steps``, ``lbfgs_iters``, Newton's and the
+continuation's step limits), so the same command gives the same network on a loaded and an
+idle machine. ``max_seconds`` is only a safety net far above the cost of a run: a network
+that reaches it is marked ``timed_out`` and its certificate is not met, with that reason
+(its result would depend on the machine's load).
+
 Momentum (heavy ball, coupled decay) and Adam (coupled decay) are available as the
 negative controls of the trajectory identity (THEOREMS.md, T4).
 """
@@ -93,6 +99,7 @@ class TrainResult:
     kink_band: float | None = None  # |z| ≤ band counts as a kink (from the continuation β)
     slopes: KinkSlopes | None = None  # the slope selection at the kinks training ended with
     cost: dict[str, float | str] = field(default_factory=dict)  # of the first phase
+    timed_out: bool = False  # the wall-clock safety net cut training short (see module doc)
 
     @property
     def optimizer_steps(self) -> int:
@@ -129,6 +136,10 @@ def _gd_phase(obj: Objective, params: Params, cfg: TrainConfig, observer: Observ
             ps = [p - cfg.lr * (m / c1) / ((v / c2).sqrt() + eps)
                   for p, m, v in zip(ps, buf, sq, strict=True)]
         if observer is not None:
+            # an observer measures every iterate: it never sees non-finite weights
+            if not all(bool(torch.isfinite(p).all()) for p in ps):
+                return (tuple(ps), t, f"diverged: non-finite weights at GD step {t} "
+                        f"(lr={cfg.lr:g})", TrainStatus.DIVERGED)
             observer(t, tuple(ps))
         if t % cfg.record_every == 0 or t == cfg.steps:
             F = float(obj.value(tuple(ps)))
@@ -250,10 +261,19 @@ def train(obj: Objective, init: Params, cfg: TrainConfig,
             reason = f"{reason}; {why}"
             trace.append((gd_steps + lb_iters + cont_iters, float(obj.value(params)),
                           relative_residual(obj, params)))
+    timed_out = time.perf_counter() > deadline  # some phase may have stopped on the clock
+    if timed_out:
+        reason = f"{reason}; {safety_net_note(cfg.max_seconds)}"
     return TrainResult(
         params=tuple(p.detach() for p in params), initial=tuple(init),
         trace_steps=tuple(s for s, _, _ in trace), trace_F=tuple(f for _, f, _ in trace),
         trace_residual=tuple(r for _, _, r in trace), gd_steps=gd_steps,
         lbfgs_iters=lb_iters, continuation_iters=cont_iters, stop_reason=reason,
         seconds=time.perf_counter() - t0, status=status, stages=stages, kink_band=band,
-        slopes=slopes, cost=cost)
+        slopes=slopes, cost=cost, timed_out=timed_out)
+
+
+def safety_net_note(max_seconds: float) -> str:
+    """The stop reason of a network that reached the wall-clock safety net."""
+    return (f"wall-clock safety limit of {max_seconds:g}s reached before the iteration "
+            "budget was spent (the result would depend on the machine's load)")

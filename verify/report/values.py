@@ -21,6 +21,7 @@ VERDICT_COLOURS = {
     "FAIL": "#cf222e",
     "INCONCLUSIVE": "#bf8700",
     "VACUOUS": "#6e7781",
+    "ERROR": "#8250df",  # a harness error: the check itself broke
 }
 OTHER_COLOUR = "#57606a"
 KEY_SETTING_FIELDS = ("widths", "conv", "activation", "lam", "n", "seed", "precision")

@@ -190,7 +190,7 @@ class CheckRecord:
     ``setting``, ``certificate``, ``details`` and ``series`` are JSON data (the runner
     normalises them when it builds the record, so a record read back from ``records.jsonl``
     equals the one written). ``error`` is set when the check raised (a harness error,
-    verdict INCONCLUSIVE). The control fields (``name`` … ``as_expected``) are ``None`` for
+    verdict ERROR). The control fields (``name`` … ``as_expected``) are ``None`` for
     examples.
     """
 
@@ -214,6 +214,9 @@ class CheckRecord:
     description: str | None = None
     expected: Verdict | None = None
     as_expected: bool | None = None
+    # the cache entries the check read or wrote, key → digest (records.jsonl only: a resumed
+    # run keeps exactly the entries some record vouches for, see verify.run.trust)
+    cache_entries: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -227,6 +230,8 @@ class CheckRecord:
         if self.kind is CheckKind.CONTROL:
             out.update({"name": self.name, "description": self.description,
                         "expected": str(self.expected), "as_expected": self.as_expected})
+        if self.cache_entries:
+            out["cache_entries"] = dict(self.cache_entries)
         return out
 
     @classmethod
@@ -247,7 +252,18 @@ class CheckRecord:
             name=f.string("name") if control else None,
             description=f.string("description") if control else None,
             expected=f.verdict("expected") if control else None,
-            as_expected=f.boolean("as_expected") if control else None)
+            as_expected=f.boolean("as_expected") if control else None,
+            cache_entries=_digests(f.get("cache_entries", optional=True), f))
+
+
+def _digests(v: object, f: Fields) -> dict[str, str]:
+    if v is MISSING:
+        return {}
+    if not (isinstance(v, dict) and all(isinstance(k, str) and isinstance(d, str)
+                                         for k, d in v.items())):
+        f.wrong("cache_entries", v, "an object of cache key → digest strings")
+    assert isinstance(v, dict)  # refused just above otherwise
+    return {str(k): str(d) for k, d in v.items()}
 
 
 @dataclass(frozen=True)
@@ -295,8 +311,9 @@ class TheoremSummary:
         # optional: results written before known results existed have none
         known = (Fields({}, source, where) if f.get("known", optional=True) is MISSING
                  else f.at("known"))
-        for v in Verdict:
-            counts.integer(v)
+        # ERROR is optional: results written before the ERROR verdict existed have none
+        count = {str(v): (0 if v is Verdict.ERROR and counts.get(v, optional=True) is MISSING
+                          else counts.integer(v)) for v in Verdict}
         plots = f.items("plots")
         for p in plots:
             p.string("kind")
@@ -305,7 +322,7 @@ class TheoremSummary:
             statement=f.string("statement"), statement_latex=f.string("statement_latex"),
             assumptions=f.strings("assumptions"), notes=f.strings("notes"),
             verdict=f.verdict("verdict"), behaved=f.boolean("behaved"),
-            summary=f.string("summary"), counts={str(v): counts.integer(v) for v in Verdict},
+            summary=f.string("summary"), counts=count,
             seconds=f.number("seconds"),
             examples=_checks(f, "examples", CheckKind.EXAMPLE),
             controls=_checks(f, "controls", CheckKind.CONTROL), plots=tuple(p.data for p in plots),

@@ -15,14 +15,14 @@ import math
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
 
 from verify.claims.scales import SCALES, Scale
-from verify.claims.theorem import Theorem, registry
+from verify.claims.theorem import Control, Theorem, registry, run_check
 from verify.claims.verdict import Outcome, Verdict, overall
 from verify.engine.setting import Context, setting_key
 from verify.run.executor import make_executor
@@ -36,6 +36,7 @@ from verify.run.records import (
 )
 from verify.run.results import jsonable
 from verify.run.rundir import append_record
+from verify.run.trust import seal
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,9 @@ def _data(x: Any) -> Any:
 
 
 def evaluate(task: Task, ctx: Context) -> CheckRecord:
-    """Run one task; a harness error becomes an INCONCLUSIVE record marked ``error``."""
+    """Run one task. A network that cannot be judged is INCONCLUSIVE with its reason
+    (:func:`~verify.claims.theorem.run_check`); a harness error is an ERROR record marked
+    ``error``, with its traceback — never INCONCLUSIVE."""
     thm = registry()[task.theorem]
     t0 = time.perf_counter()
     ctrl = None
@@ -101,12 +104,25 @@ def evaluate(task: Task, ctx: Context) -> CheckRecord:
     fn = (ctrl.check or thm.check) if ctrl is not None else thm.check
     error = None
     try:
-        out: Outcome = fn(task.setting, ctx)
+        out: Outcome = run_check(fn, task.setting, ctx)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
-        out = Outcome(Verdict.INCONCLUSIVE, math.nan, math.nan, math.nan,
-                      f"harness error: {error}",
-                      details={"traceback": traceback.format_exc()})
+        out = error_outcome(error, traceback.format_exc())
+    return finish_record(task, out, error, time.perf_counter() - t0, ctx_ctrl=ctrl,
+                         used=ctx.used)
+
+
+def error_outcome(error: str, trace: str = "") -> Outcome:
+    """The outcome of a check whose harness failed: verdict ERROR, nothing was judged."""
+    return Outcome(Verdict.ERROR, math.nan, math.nan, math.nan, f"harness error: {error}",
+                   details={"traceback": trace} if trace else {})
+
+
+def finish_record(task: Task, out: Outcome, error: str | None, seconds: float,
+                  ctx_ctrl: Control | None, used: dict[str, str] | None = None
+                  ) -> CheckRecord:
+    """The record of ``task`` from its outcome: identity, timing, the cache entries it used
+    (key → digest) and, for a control, its expected verdict."""
     cert = out.to_json()["certificate"]
     return CheckRecord(
         id=task.id, theorem=task.theorem, kind=task.kind, index=task.index,
@@ -114,11 +130,23 @@ def evaluate(task: Task, ctx: Context) -> CheckRecord:
         measured=float(out.measured), bound=float(out.bound), margin=float(out.margin),
         reason=out.reason, certificate=None if cert is None else _data(cert),
         details=_data(out.details), series=_data(out.series), error=error,
-        seconds=time.perf_counter() - t0,
-        name=None if ctrl is None else ctrl.name,
-        description=None if ctrl is None else ctrl.description,
-        expected=None if ctrl is None else ctrl.expected,
-        as_expected=None if ctrl is None else out.verdict == ctrl.expected)
+        seconds=seconds,
+        name=None if ctx_ctrl is None else ctx_ctrl.name,
+        description=None if ctx_ctrl is None else ctx_ctrl.description,
+        expected=None if ctx_ctrl is None else ctx_ctrl.expected,
+        as_expected=None if ctx_ctrl is None else out.verdict == ctx_ctrl.expected,
+        cache_entries=dict(sorted((used or {}).items())))
+
+
+def lost_record(task: Task, ctx_kw: dict[str, Any], reason: str) -> CheckRecord:
+    """The record of a task whose worker process died twice (killed, out of memory): an
+    ERROR with the reason — the run goes on without it."""
+    ctrl = None
+    if task.kind is CheckKind.CONTROL:
+        thm = registry()[task.theorem]
+        ctrl = next(c for c in thm.controls(SCALES[ctx_kw.get("scale", "quick")])
+                    if c.name == task.control)
+    return finish_record(task, error_outcome(reason), reason, 0.0, ctx_ctrl=ctrl)
 
 
 def _worker(args: tuple[Task, dict[str, Any]]) -> CheckRecord:
@@ -126,20 +154,29 @@ def _worker(args: tuple[Task, dict[str, Any]]) -> CheckRecord:
     return evaluate(task, Context(**ctx_kw))
 
 
+def _lost(args: tuple[Task, dict[str, Any]], reason: str) -> CheckRecord:
+    task, ctx_kw = args
+    return lost_record(task, ctx_kw, reason)
+
+
 def execute(tasks: list[Task], ctx_kw: dict[str, Any], workers: int,
             records: Path | None = None,
             on_done: Callable[[CheckRecord, int, int], None] | None = None,
-            done_before: int = 0, scheduler: str | None = None) -> Iterator[CheckRecord]:
-    """Run tasks on ``workers`` local processes (or the Dask ``scheduler``), yielding records
-    as they finish. Each record is appended to ``records`` (fsynced) before it is yielded."""
+            done_before: int = 0, scheduler: str | None = None,
+            plan: str | None = None) -> Iterator[CheckRecord]:
+    """Run tasks on ``workers`` local processes (never more than tasks; or the Dask
+    ``scheduler``), yielding records as they finish. Each record is sealed with the
+    ``plan``'s digest and its own (:mod:`verify.run.trust`) and appended to ``records``
+    (fsynced) before it is yielded. A task whose worker process dies is retried once, then
+    recorded as ERROR with the reason; the run goes on."""
     total = done_before + len(tasks)
-    executor = make_executor(workers if len(tasks) > 1 else 1, scheduler)
+    executor = make_executor(min(workers, len(tasks)), scheduler)
     fh = open(records, "a", encoding="utf-8") if records is not None else None
     try:
         items = [(t, ctx_kw) for t in tasks]
-        for i, rec in enumerate(executor.map_unordered(_worker, items), 1):
+        for i, rec in enumerate(executor.map_unordered(_worker, items, _lost), 1):
             if fh is not None:
-                append_record(fh, rec)
+                append_record(fh, seal(rec.to_json(), plan))
             if on_done is not None:
                 on_done(rec, done_before + i, total)
             yield rec
@@ -161,8 +198,9 @@ def summarise(thm: Theorem, recs: list[CheckRecord]) -> TheoremSummary:
     known = known_results(thm, ex, ex_json)
     behaved = counts["FAIL"] == len(known) and not errors and ok_controls == len(ct)
     summary = (f"{counts['PASS']} pass, {counts['FAIL']} fail, {counts['INCONCLUSIVE']} "
-               f"inconclusive, {counts['VACUOUS']} vacuous; controls as expected "
-               f"{ok_controls}/{len(ct)}")
+               f"inconclusive, {counts['VACUOUS']} vacuous"
+               + (f", {counts['ERROR']} error" if counts["ERROR"] else "")
+               + f"; controls as expected {ok_controls}/{len(ct)}")
     if known:
         summary += f"; {len(known)} of the fails known results"
     if errors:
@@ -172,8 +210,11 @@ def summarise(thm: Theorem, recs: list[CheckRecord]) -> TheoremSummary:
         id=thm.id, title=thm.title, source=thm.source, statement=thm.statement,
         statement_latex=thm.latex, assumptions=tuple(thm.assumptions),
         notes=tuple(thm.notes), verdict=verdict, behaved=behaved, summary=summary,
-        counts=counts, seconds=sum(r.seconds for r in ex + ct), examples=tuple(ex),
-        controls=tuple(ct), plots=tuple(_data(p) for p in plots), known=known)
+        counts=counts, seconds=sum(r.seconds for r in ex + ct),
+        # the cache digests guard the run folder only; results.json does not need them
+        examples=tuple(replace(r, cache_entries={}) for r in ex),
+        controls=tuple(replace(r, cache_entries={}) for r in ct),
+        plots=tuple(_data(p) for p in plots), known=known)
 
 
 def known_results(thm: Theorem, examples: list[CheckRecord], as_json: list[dict[str, Any]]

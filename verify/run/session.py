@@ -8,13 +8,15 @@ by the caller (:mod:`verify.report` sits above this layer).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import platform
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,9 +24,11 @@ from typing import Any
 
 from verify.claims.scales import SCALES
 from verify.claims.theorem import Theorem
+from verify.engine.memory import require_fits
 from verify.engine.setting import setting_key
 from verify.errors import UsageError
-from verify.run import rundir, runner
+from verify.run import rundir, runner, trust
+from verify.run.executor import check_scheduler
 from verify.run.records import CheckRecord, Results, RunInfo
 from verify.run.results import write_results
 
@@ -55,6 +59,7 @@ class Outcome:
     ok: bool
     interrupted: bool
     seconds: float
+    errors: int = 0  # records with a harness error (verdict ERROR)
 
 
 Progress = Callable[[CheckRecord, int, int], None]
@@ -69,24 +74,30 @@ def run(req: Request, progress: Progress) -> Outcome:
     also when interrupted (Ctrl-C or SIGTERM): the same request resumes it."""
     scale = SCALES[req.scale]
     n = scale.examples if req.examples is None else req.examples
+    if req.scheduler:  # an unreachable scheduler is refused before anything is written
+        check_scheduler(req.scheduler)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     out = prepare_out(req.out or Path("reports/runs") / f"{stamp}-{req.scale}-seed{req.seed}")
+    head = {"schema": rundir.MANIFEST_SCHEMA, "theorems": [t.id for t in req.theorems],
+            "scale": req.scale, "seed": req.seed, "examples": n, "tau": req.tau,
+            "device": req.device}
+    if not req.overwrite:  # a folder of another run is refused before the settings are drawn
+        _refuse_other_run(out, head)
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     _say(f"drawing settings with Hypothesis (seed {req.seed}, scale {req.scale}) for "
          f"{', '.join(t.id for t in req.theorems)} …")
     tasks = runner.plan(list(req.theorems), scale, n, req.seed, req.tau)
-    manifest = {"schema": rundir.MANIFEST_SCHEMA, "theorems": [t.id for t in req.theorems],
-                "scale": req.scale, "seed": req.seed, "examples": n, "tau": req.tau,
-                "device": req.device,
-                "tasks": [f"{t.id} {setting_key(t.setting, req.tau)}" for t in tasks]}
-    with rundir.locked(out):
+    require_fits([t.setting for t in tasks], req.device, "--scale", req.scale)
+    manifest = {**head, "tasks": [f"{t.id} {setting_key(t.setting, req.tau)}" for t in tasks]}
+    with rundir.locked(out), disk_full_is_usage(out):
         prior = claim_out(out, manifest, req.overwrite)
         done = {r.id for r in prior}
         todo = [t for t in tasks if t.id not in done]
         if prior:
             _say(f"resuming {out}: {len(prior)} of {len(tasks)} checks already done")
-        _say(f"{len(todo)} checks on {req.device}, {req.workers} worker process(es); "
+        _say(f"{len(todo)} checks on {req.device}, {min(req.workers, max(len(todo), 1))} "
+             "worker process(es); "
              f"results stream to {out / rundir.RECORDS}")
         ctx_kw = {"tau": req.tau, "device": req.device, "max_seconds": scale.max_seconds,
                   "scale": req.scale, "cache_dir": str(out / rundir.CACHE)}
@@ -96,7 +107,8 @@ def run(req: Request, progress: Progress) -> Outcome:
         try:
             for rec in runner.execute(todo, ctx_kw, req.workers, out / rundir.RECORDS,
                                       progress, done_before=len(prior),
-                                      scheduler=req.scheduler):
+                                      scheduler=req.scheduler,
+                                      plan=trust.plan_digest(manifest)):
                 recs.append(rec)
         except KeyboardInterrupt:
             interrupted = True
@@ -120,7 +132,23 @@ def run(req: Request, progress: Progress) -> Outcome:
             interrupted=interrupted)
         results = Results(info, entries)
         write_results(results, out)
-    return Outcome(out, results, ok, interrupted, time.perf_counter() - t0)
+    errors = sum(1 for r in recs if r.error)
+    return Outcome(out, results, ok, interrupted, time.perf_counter() - t0, errors)
+
+
+@contextlib.contextmanager
+def disk_full_is_usage(out: Path) -> Iterator[None]:
+    """A full disk (or quota) while writing the run folder is one line naming the folder:
+    every finished check is already on disk, so the same command resumes once there is
+    room."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        raise UsageError("--out", str(out), f"a folder on a disk with free space ({exc.strerror}"
+                         "); free some space and run the same command again: it resumes "
+                         "where it stopped") from None
 
 
 def prepare_out(out: Path) -> Path:
@@ -141,6 +169,16 @@ def prepare_out(out: Path) -> Path:
     return out
 
 
+def _refuse_other_run(out: Path, head: dict[str, Any]) -> None:
+    """UsageError when ``out`` holds a run whose manifest differs from ``head`` (the
+    manifest without its planned tasks, which :func:`claim_out` compares later)."""
+    old = rundir.read_manifest(out)
+    if old is None and any((out / m).exists() for m in rundir.RUN_FILES):
+        claim_out(out, head, overwrite=False)  # "a finished run from an older version"
+    if old is not None and any(old.get(k) != v for k, v in head.items()):
+        claim_out(out, {**head, "tasks": old.get("tasks")}, overwrite=False)
+
+
 def claim_out(out: Path, manifest: dict[str, Any], overwrite: bool) -> list[CheckRecord]:
     """Under the lock: the records to resume from (same manifest), or a clean folder."""
     old = rundir.read_manifest(out) if not overwrite else None
@@ -152,7 +190,10 @@ def claim_out(out: Path, manifest: dict[str, Any], overwrite: bool) -> list[Chec
                        k for k in manifest if old.get(k) != manifest[k]) + " differ)")
             raise UsageError("--out", str(out), f"a folder for this run: {why}; use another "
                              "--out, or --overwrite to replace it")
-        return rundir.read_records(out)
+        where = out / rundir.RECORDS
+        raw = trust.vet_records(rundir.read_records(out), old, where)
+        trust.vet_cache(out / rundir.CACHE, raw)
+        return [CheckRecord.from_json(trust.unseal(r), str(where), r["id"]) for r in raw]
     for name in (*rundir.RUN_FILES, "report.md", "report.html"):
         (out / name).unlink(missing_ok=True)
     for sub in (rundir.CACHE, "figures"):
