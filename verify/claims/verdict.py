@@ -364,14 +364,15 @@ def require_certified(out: Outcome, *, uncertified: Sequence[str],
     """The outcome of a claim about stationary points, given the networks it was measured on
     that are not certified (``uncertified``, by name; empty: ``out`` unchanged).
 
-    Those networks are not the points the claim is about, so its verdict becomes
-    INCONCLUSIVE (values kept). With ``any_point`` (a bound that holds at any parameters,
-    e.g. T8's leakage bound) a FAIL or VACUOUS needs no certificate and is kept.
+    Those networks are not the points the claim is about, so a PASS becomes INCONCLUSIVE
+    (values kept), and so does a FAIL unless the bound holds at any parameters
+    (``any_point``, e.g. T8's leakage bound). A VACUOUS outcome is kept: a bound or a
+    tolerance that says nothing says nothing at any parameters.
     """
     if not uncertified:
         return out
     names = ", ".join(uncertified)
-    if any_point and out.verdict in (Verdict.FAIL, Verdict.VACUOUS):
-        return noted(out, f"{names} not certified (the bound holds at any θ)")
+    if out.verdict == Verdict.VACUOUS or (any_point and out.verdict == Verdict.FAIL):
+        return noted(out, f"{names} not certified")
     return replace(out, verdict=Verdict.INCONCLUSIVE,
                    reason=f"not certified ({names}): {out.reason}")

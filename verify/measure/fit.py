@@ -11,7 +11,8 @@ weights have low rank for that reason alone. Every rank a trend rests on is repo
   most chance + z·sqrt(chance·(1 − chance)/n) with z the one-sided 95% normal quantile (a
   binomial test of "no better than always predicting the majority class"); for R², R² ≤ 0;
 - ``collapsed``: the network's output does not depend on the input (one class predicted for
-  every sample, or outputs constant across samples to COLLAPSE relative);
+  every sample, outputs constant across samples to COLLAPSE relative, or outputs below
+  COLLAPSE of the targets' scale — 1 for logits — as when weight decay shrank every layer);
 - ``linear`` (regression): the R² of the least-squares linear map x ↦ Bx on the same data,
   for reference — a bias-free ReLU net of width ≥ 2·d_out contains every linear map.
 """
@@ -64,9 +65,11 @@ def chance_band(chance: float, n: int) -> float:
     return chance + Z95 * math.sqrt(max(chance * (1 - chance), 0.0) / max(n, 1))
 
 
-def _flat_spread(out: Tensor) -> bool:
-    spread = float((out.max(0).values - out.min(0).values).abs().max())
-    return spread <= COLLAPSE * max(float(out.abs().max()), 1e-300)
+def _flat(out: Tensor, scale: float) -> bool:
+    """Outputs that do not depend on the input, or are negligible against ``scale``."""
+    top = float(out.abs().max()) if out.numel() else 0.0
+    spread = float((out.max(0).values - out.min(0).values).abs().max()) if out.numel() else 0.0
+    return spread <= COLLAPSE * max(top, 1e-300) or top <= COLLAPSE * scale
 
 
 def fit_of(data: Dataset, out: Tensor) -> Fit:
@@ -80,7 +83,7 @@ def fit_of(data: Dataset, out: Tensor) -> Fit:
         X = data.X.to(out)
         B = torch.linalg.lstsq(X, Y, driver="gelsd").solution
         lin = 1 - float(((X @ B - Y) ** 2).sum()) / tot if tot > 0 else math.nan
-        return Fit("r2", r2, 0.0, not r2 > 0, _flat_spread(out), linear=lin)
+        return Fit("r2", r2, 0.0, not r2 > 0, _flat(out, float(Y.abs().max())), linear=lin)
     if data.loss == "ce":
         pred, y = out.argmax(1), data.Y
         classes = int(out.shape[1])
@@ -92,7 +95,7 @@ def fit_of(data: Dataset, out: Tensor) -> Fit:
     chance = float(counts.max()) / n
     used = int(torch.unique(pred).numel())
     return Fit("accuracy", acc, chance, acc <= chance_band(chance, n),
-               used <= 1 or _flat_spread(out), used, int((counts > 0).sum()))
+               used <= 1 or _flat(out, 1.0), used, int((counts > 0).sum()))
 
 
 def fit(arch: Network, params: Params, data: Dataset) -> Fit:

@@ -57,6 +57,8 @@ def rank_trend(x: Sequence[float], y: Sequence[float], groups: Sequence[int] | N
     inside each stratum (e.g. per layer), not one made by mixing strata.
     """
     xa, ya = np.asarray(x, float), np.asarray(y, float)
+    if len(xa) < 2:  # no correlation to read (and nothing to resample)
+        return Trend(math.nan, math.nan, math.nan, len(xa), alpha)
     g = np.arange(len(xa)) if groups is None else np.asarray(groups)
     sa = np.zeros(len(xa), int) if strata is None else np.asarray(strata)
     da = np.zeros(len(xa)) if design is None else np.asarray(design, float)

@@ -55,6 +55,8 @@ PLOT_SPEC = """
  "lines": [{"label", "x": [...], "y": [...], "style": "-o"}]}
 {"kind": "bars", ..., "categories": [...], "groups": [{"label", "values": [...]}]}
 {"kind": "contour", ..., "x": [...], "y": [...], "z": [[row per y] ...]}
+{"kind": "table", ..., "columns": [...], "rows": [[cell, ...] ...]}   (drawn as a figure)
+"lead": true on any spec: the figure opens its theorem's section
 """
 FIG_DPI = 90
 MAX_SPECTRA = 3
@@ -486,6 +488,18 @@ def _fig_plot_spec(spec: dict, index: int) -> _Figure | None:
         for axis, setter in (("xscale", ax.set_xscale), ("yscale", ax.set_yscale)):
             if spec.get(axis) == "log":
                 setter("log")
+    elif kind == "table":
+        cols = [str(c) for c in spec.get("columns") or []]
+        rows = [[str(c) for c in r] for r in spec.get("rows") or [] if isinstance(r, list)]
+        if not cols or not rows or any(len(r) != len(cols) for r in rows):
+            plt.close(fig)
+            return None
+        fig.set_size_inches(FIG_SIZE[0] * 1.4, 0.22 * (len(rows) + 2))
+        ax.axis("off")
+        ax.table(cellText=rows, colLabels=cols, loc="center").set_fontsize(6)
+        fig.tight_layout()
+        return _Figure(f"plot{index}", str(spec.get("title", f"Table {index}")),
+                       str(spec.get("caption", "")), _png(fig))
     else:
         plt.close(fig)
         return None
@@ -536,6 +550,8 @@ def _theorem_figures(theorem: dict) -> list[_Figure]:
             fig = _Figure(f"plot{i}", str(spec.get("title", "plot")), "",
                           error=f"{type(exc).__name__}: {exc}")
         if fig is not None:
+            if spec.get("lead") is True:
+                fig.kind = f"lead{i}"
             out.append(fig)
     return out
 
@@ -830,6 +846,9 @@ def _theorem_blocks(theorem: dict, slug: str, figures: list[_Figure]) -> list[An
         + f"; time {_fmt_seconds(theorem.get('seconds'))}",
         "Counts",
     ))
+    lead = [f for f in figures if f.kind.startswith("lead")]  # a plot spec's "lead": true
+    figures = [f for f in figures if not f.kind.startswith("lead")]
+    blocks += lead
     blocks.append(_Para(_fmt(theorem.get("statement")), "Statement"))
     latex = theorem.get("statement_latex")
     if isinstance(latex, str) and latex.strip():
