@@ -238,7 +238,12 @@ THEOREM = Theorem(
     check=check,
     controls=controls,
     pinned=pinned,
-    notes=("Trends use Spearman's ρ with a 95% bootstrap interval that resamples the seeds "
+    notes=("Proportionality (Zangrando et al.: the bound ∝ TCV_l/λ) is tested within each "
+           "layer: the least-squares slope p of log d_K(W_l) on log(TCV_l/λ) with a 95% "
+           "bootstrap interval (networks resampled within each λ); PASS when the interval "
+           "contains 1 and excludes 0, FAIL when it excludes 1, VACUOUS for a layer whose d_K "
+           "is 0 (within the residual) at every network.",
+           "Trends use Spearman's ρ with a 95% bootstrap interval that resamples the seeds "
            "at each λ of the sweep; "
            "PASS only when it excludes the wrong sign. The λ trend is the mean within-layer "
            "ρ, the depth trend the mean within-network ρ; the TCV trend is pooled.",

@@ -173,7 +173,8 @@ def _gap_note(rows: list[dict[str, Any]]) -> str:
 def check_width_series(ws: WidthSeries, ctx: Context) -> Outcome:
     """The claim at every width (worst merge of that width) and the trend of the loss gap
     over the certified merges; the widest width's verdict and the trend decide."""
-    rows, per_width = [], {}
+    rows: list[dict[str, Any]] = []
+    per_width: dict[int, dict[str, Outcome]] = {}
     for ms in ws.merges():
         rep = evaluate(ms, ctx, multitask=False)
         merged = combine(merge_parts(rep))

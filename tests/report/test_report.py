@@ -262,3 +262,21 @@ def test_training_cost_table_lists_networks_largest_first(rendered: tuple[Path, 
     # seed 1 (2000 parameters, 0.025 s/step) before seed 0 (1000, 0.0125)
     assert table.index("| 2000 |") < table.index("| 1000 |")
     assert table.index("0.025") < table.index("0.0125")
+
+
+def test_table_specs_render_and_lead_figures_open_the_section(tmp_path: Path) -> None:
+    results = {"schema": 1, "run": {"ok": True}, "theorems": [{
+        "id": "T8", "title": "merging", "verdict": "FAIL", "statement": "STATEMENT",
+        "examples": [], "controls": [],
+        "plots": [
+            {"kind": "lines", "title": "later figure",
+             "lines": [{"label": "a", "x": [1, 2], "y": [1, 2]}]},
+            {"kind": "lines", "title": "width curve", "lead": True,
+             "lines": [{"label": "gap", "x": [16, 32], "y": [0.3, 0.1]}]},
+            {"kind": "table", "title": "deviations", "columns": ["family", "balance"],
+             "rows": [["biases", "0.1"], ["tanh", "0.04"]]},
+            {"kind": "table", "title": "ragged", "columns": ["a", "b"], "rows": [["1"]]}]}]}
+    md, _ = render(results, tmp_path)
+    text = md.read_text(encoding="utf-8")
+    assert "deviations" in text and "ragged" not in text  # a malformed table is left out
+    assert text.index("width curve") < text.index("STATEMENT") < text.index("later figure")

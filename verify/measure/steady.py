@@ -77,6 +77,11 @@ class Checkpoints:
             return
         W = weights(self.objective.arch, params)
         self.t.append(t)
+        if not all(bool(torch.isfinite(p).all()) for p in params):  # diverging: no SVD
+            self.sv.append([torch.full((min(W[k].shape[0], W[k][0].numel()),), math.nan,
+                                       dtype=torch.float64) for k in self.layers])
+            self.F.append(math.nan)
+            return
         self.sv.append([spectra.singular_values(W[k].reshape(W[k].shape[0], -1)).cpu()
                         for k in self.layers])
         with torch.no_grad():
