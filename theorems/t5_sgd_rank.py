@@ -276,8 +276,9 @@ def fit_note(study: Study, metric: str) -> str:
     rests on, next to how well those networks fit)."""
     cells = study.cells((metric,))
     kind = next((r.fit.kind for r in study.runs), "fit")
-    return f"{metric} (mean {kind}) per {study.field}: " + ", ".join(
-        f"{c[study.field]:g}: {c[metric]['mean']:.3g} ({c['fit']['mean']:.2f})" for c in cells)
+    return f"{metric} mean ± sd (mean {kind}) per {study.field}: " + ", ".join(
+        f"{c[study.field]:g}: {c[metric]['mean']:.3g} ± {c[metric]['sd']:.2g} "
+        f"({c['fit']['mean']:.2f})" for c in cells)
 
 
 def _effect(study: Study, values: tuple[float, ...], sign: int) -> Outcome:

@@ -51,7 +51,7 @@ def test_t5_study_judges_the_claimed_sign_and_a_reversed_claim_fails() -> None:
     falling = _study("lam", {0.01: [9.0, 8.0], 0.1: [6.0, 5.0], 1.0: [3.0, 2.0]})
     assert t5._judged(falling, "rank_tol", -1, 0).verdict == Verdict.PASS
     assert t5._judged(falling, "rank_tol", +1, 0).verdict == Verdict.FAIL  # the mutant
-    assert "rank_tol (mean accuracy) per lam: 0.01: 8.5 (1.00)" in t5._judged(
+    assert "rank_tol mean ± sd (mean accuracy) per lam: 0.01: 8.5 ± 0.71 (1.00)" in t5._judged(
         falling, "rank_tol", -1, 0).reason
     assert t5._effect(falling, (0.01, 0.1, 1.0), -1).verdict == Verdict.PASS
     flat = _study("lam", {0.01: [4.0, 4.2], 1.0: [4.1, 3.9]})
@@ -77,7 +77,7 @@ def test_t5_batch_study_runs_the_paper_protocol_and_reports_fixed_steps() -> Non
     assert {r["steps"] for r in out.details["also"]["runs"]} == {T}
     assert "CONFOUND" in out.reason and "reported, not judged" in out.reason
     for r in out.details["runs"]:
-        assert set(r["change"]) == {"rank", "stable_rank", "F"} and "fit" in r
+        assert set(r["steady_state"]["change"]) == {"rank", "stable_rank", "F"} and "fit" in r
     assert ts.to_json()["protocol"]["name"] == "fixed epochs"
 
 

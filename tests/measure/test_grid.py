@@ -46,7 +46,7 @@ def test_study_runs_points_outer_seeds_inner_and_records_each_run() -> None:
     assert seen == [(0.2, 0, T[0.2]), (0.2, 1, T[0.2]), (0.4, 0, T[0.4]), (0.4, 1, T[0.4])]
     for r in st_.runs:
         assert r.steady.steps == r.steps and r.fit.kind == "r2" and r.finite
-        assert r.to_json()["settled"] == r.steady.settled
+        assert r.to_json()["steady_state"]["settled"] == r.steady.settled
     assert st_.details(("lam_again",))["networks"] == 4
 
 

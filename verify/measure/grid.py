@@ -115,8 +115,8 @@ class Run:
                 **dict(self.metrics), "fit": self.fit.value, "fit_kind": self.fit.kind,
                 "chance": self.fit.chance, "at_chance": self.fit.at_chance,
                 "collapsed": self.fit.collapsed, "classes_predicted": self.fit.classes_predicted,
-                "linear_fit": self.fit.linear, "settled": self.steady.settled,
-                "change": dict(self.steady.change), "control": self.control,
+                "linear_fit": self.fit.linear,
+                "steady_state": self.steady.to_json(trace=False), "control": self.control,
                 "excluded": self.exclusion}
 
 
