@@ -17,6 +17,7 @@ from verify.engine.setting import Context, Setting, trajectory
 from verify.measure import fit as F
 from verify.measure import spectra, steady
 from verify.nets.data import Dataset
+from verify.tolerances import gamma
 
 CTX = Context(tau=1e-6)
 TINY = Setting(widths=(5, 6, 6, 3), activation="relu", lam=0.05, n=12, data="clusters",
@@ -29,9 +30,10 @@ def test_settle_steps_is_the_smallest_T_with_the_decay_below_e_minus_c(lr, lam, 
     if not lr * lam < 1:
         return
     T = steady.settle_steps(lr, lam, c)
-    decay = 1 - lr * lam
-    assert decay**T <= math.exp(-c) * (1 + 1e-12)
-    assert T == 0 or decay ** (T - 1) > math.exp(-c) * (1 - 1e-12)
+    # in logs: T·L ≥ c > (T − 1)·L with L = −log(1 − ηλ), up to the rounding of the
+    # logarithm, the product and the quotient (γ_3, verify.tolerances)
+    L = -math.log1p(-lr * lam)
+    assert T * L >= c * (1 - gamma(3)) and (T - 1) * L < c * (1 + gamma(3))
 
 
 def test_settle_steps_refuses_an_undefined_rate() -> None:

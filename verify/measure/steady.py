@@ -43,6 +43,7 @@ SETTLE = 2 * math.log(2 / TOL)  # c of T ≥ c/(ηλ) (module doc)
 WINDOW = 0.2  # the last fifth of training
 DRIFT = 0.05  # settled: every relative change over the last fifth ≤ 5% (a protocol setting)
 POINTS = 50  # checkpoints over a run (10 in the last fifth)
+MIN_HALF = 2  # checkpoints each half of the last fifth needs (a run of < 20 steps has fewer)
 
 
 def settle_steps(lr: float, lam: float, c: float = SETTLE) -> int:
@@ -168,6 +169,8 @@ def steady_state(t: Sequence[int], rank: Sequence[float], stable_rank: Sequence[
     for name, vals in series.items():
         first = [v for s, v in zip(t, vals, strict=True) if start <= s < mid]
         second = [v for s, v in zip(t, vals, strict=True) if mid <= s <= end]
+        if min(len(first), len(second)) < MIN_HALF:  # a half must be an average
+            first = second = []
         halves[name] = (sum(first) / len(first) if first else math.nan,
                         sum(second) / len(second) if second else math.nan)
         change[name] = relative_change(first, second)
