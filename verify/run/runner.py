@@ -10,6 +10,7 @@ what it computed.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import traceback
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
 
@@ -52,8 +54,22 @@ def draw_settings(thm: Theorem, scale: Scale, n: int, run_seed: int) -> list[Any
         if len(out) < n and s not in out:
             out.append(s)
 
-    collect()
+    with _no_local_constants():
+        collect()
     return out
+
+
+def _no_local_constants() -> contextlib.AbstractContextManager[Any]:
+    """Hypothesis (≥ 6.1xx) mixes the literals of every loaded local module into what it
+    draws, so the plan of a seed would change whenever any module of the project gains a
+    number — a new theorem changed T0's drawn settings. Drawing without that pool makes a
+    run's settings depend on its seed and the strategies only. (A private hook of the
+    pinned Hypothesis; without it, nothing is patched.)"""
+    from hypothesis.internal.conjecture import providers
+
+    if not hasattr(providers, "_get_local_constants"):
+        return contextlib.nullcontext()
+    return mock.patch.object(providers, "_get_local_constants", providers.Constants)
 
 
 def plan(theorems: list[Theorem], scale: Scale, n: int, run_seed: int) -> list[Task]:
