@@ -13,4 +13,5 @@ MODULES: tuple[str, ...] = (
     "t6_rank_collapse",
     "t7_rank_two",
     "t8_merging",
+    "t9_mild_violations",
 )

@@ -9,17 +9,23 @@ W_{t+1} = (1 − ηλ)W_t − η G_t, batch size B, a weight applied m times per
   (c) the paper's ε-rank form rank_ε(W_T/‖W_T‖) ≲ m·B·log(2/ε)/(ηλ_eff), VACUOUS when it is
       ≥ min(d_out, d_in), INCONCLUSIVE when T is shorter than the unrolling it needs;
   (d) [trend] final rank_tol (1e-3) and stable rank of the hidden layers fall with larger λ,
-      larger η, smaller B (Spearman ρ with a bootstrap interval over seeds);
+      larger η, smaller B (Spearman ρ with a bootstrap interval over seeds), measured at steady
+      state (:mod:`verify.measure.steady`) on networks that fit (:mod:`verify.measure.fit`);
+      the B trend under the paper's protocol (fixed epochs, steps ∝ n/B), reported under
+      fixed steps too (the number of steps confounds it);
   (e) SGD noise: max_b ‖∇F_b‖ ≥ max(‖∇F‖, ½ max_{b,b'} ‖∇L̂_b − ∇L̂_{b'}‖), the last term
       independent of λ, so batch gradients stay away from 0 while ∇F may be small.
 Negative controls: momentum 0.9 and Adam violate (b); a conv layer counted as m = 1 violates
-(a); λ = 0 shows no rank trend; B = n has no SGD noise.
+(a); λ = 0 never reaches a steady state (no trend to judge); B = n has no SGD noise.
+
+Steps. Every SGD run here trains T = ⌈c/−log(1 − ηλ)⌉ steps, c = 2·log(2/ε) ≈ 15.2
+(:func:`verify.measure.steady.settle_steps`), so that the rank is SGD's and not the
+initialisation's; whether it settled is measured and recorded under ``steady_state``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -35,7 +41,7 @@ from verify.claims.verdict import (
     Verdict,
     combine,
     judge,
-    judge_trend,
+    judge_trend_on,
     judge_worst_of,
     noted,
     unmet,
@@ -44,7 +50,9 @@ from verify.claims.verdict import (
 from verify.engine import sgd
 from verify.engine.setting import Context, Setting, trajectory
 from verify.measure import iterates, spectra
-from verify.measure.grid import hidden_ranks, run_grid
+from verify.measure.fit import fit
+from verify.measure.grid import Protocol, Study, hidden_ranks, run_study
+from verify.measure.steady import Chain, Checkpoints, settle_steps
 from verify.nets import conv1d
 from verify.nets.activations import Params
 from verify.nets.network import weights
@@ -76,19 +84,19 @@ DETECTION = {"(a)": 1e-16, "(b)": 0.64, "(e)": 0.65}
 
 @st.composite
 def settings(draw: st.DrawFn, scale: Scale) -> Setting:
-    """Small MLPs trained by plain SGD in the stable region (ηλ ≤ 5e-3, η ≤ 0.2), with
-    widths > B so that (a) and (b) bite."""
+    """Small MLPs trained by plain SGD in the stable region (ηλ ∈ [4e-3, 2e-2], η ≤ 0.2),
+    with widths > B so that (a) and (b) bite, for T = ⌈c/−log(1−ηλ)⌉ steps (module doc)."""
     depth = draw(st.integers(2, 4))
     top = max(8, scale.max_width)
     batch = draw(st.integers(1, 4))
     hidden = tuple(draw(st.integers(batch + 4, top)) for _ in range(depth - 1))
     n = draw(st.integers(2 * batch + 1, max(2 * batch + 1, scale.max_n)))
-    lr = draw(st.sampled_from([0.02, 0.05, 0.1, 0.2]))
-    lam = draw(log_uniform(1e-3, 5e-3 / lr))
+    lr = draw(st.sampled_from([0.05, 0.1, 0.2]))
+    lam = float(f"{draw(log_uniform(4e-3, 2e-2)) / lr:.3g}")
     return Setting(widths=(draw(st.integers(batch + 4, top)), *hidden, draw(st.integers(2, 3))),
                    activation=draw(st.sampled_from(["relu", "tanh"])), lam=lam, n=n,
                    data="clusters", loss="ce", seed=draw(st.integers(0, 2**16)), lr=lr,
-                   steps=draw(st.integers(50, 200)), batch=batch, polish=False)
+                   steps=settle_steps(lr, lam), batch=batch, polish=False)
 
 
 # ----------------------------------------------------------------------------------------
@@ -191,7 +199,9 @@ def _noise(s: Setting, params: Params, half: float = 0.5) -> tuple[Outcome, dict
 def check(s: Setting, ctx: Context, parts_wanted: tuple[str, ...] = ("a", "b", "c", "e"),
           claim: Claim = CLAIM) -> Outcome:
     obs = iterates.SpectraObserver(len(s.widths) - 1)
-    res = trajectory(s, ctx, obs)
+    obj = s.objective(ctx.device)
+    ck = Checkpoints(obj, s.steps)
+    res = trajectory(s, ctx, Chain(obs, ck))
     if not res.finite:
         return unmet(what="SGD", why=f"diverged: {res.stop_reason}")
     W = weights(s.architecture(), res.params)
@@ -213,7 +223,9 @@ def check(s: Setting, ctx: Context, parts_wanted: tuple[str, ...] = ("a", "b", "
         "numerical_ranks": [spectra.numerical_rank(w, TOL) for w in W],
         "stable_ranks": [spectra.stable_rank(w) for w in W],
         "eps_rank_bound": B * math.log(2 / TOL) / (s.lr * s.lam) if s.lam > 0 else math.inf,
-        "sgd_steps": res.gd_steps, "seconds": res.seconds}
+        "sgd_steps": res.gd_steps, "seconds": res.seconds,
+        "steady_state": ck.state().to_json(),
+        "fit": fit(s.architecture(), res.params, obj.data).to_json()}
     if "e" in parts_wanted:
         parts["(e) SGD noise"], details["noise"] = _noise(s, res.params, claim.noise_half)
     series["singular_values"] = [spectra.singular_values(w).tolist() for w in W]
@@ -239,45 +251,131 @@ def check_conv_as_dense(s: Setting, ctx: Context) -> Outcome:
 # (d) trends
 
 
-def trend(s: Setting, ctx: Context, field: str, values: tuple[float, ...], sign: int,
-          seeds: int, metrics: tuple[str, ...] = ("rank_tol", "stable_rank"),
-          effect: bool = False) -> Outcome:
-    """Spearman ρ between ``field`` and the hidden-layer ranks over ``values`` × ``seeds``
-    (:func:`verify.measure.grid.run_grid`); the claim is that ρ has the sign ``sign``. With
-    ``effect`` the claim also needs the mean rank_tol to move by at least one rank unit
-    across the grid: rank is an integer, so a smaller move, however consistent in sign, is
-    not a change of rank."""
-    grid = run_grid(s, ctx, field, values, seeds, hidden_ranks)
-    parts = {m: judge_trend(grid.trend(m, seed=s.seed), sign, f"(d) {m} vs {field}")
-             for m in metrics}
-    if effect and grid.x:
-        ends = [grid.mean_at("rank_tol", float(v)) for v in (values[0], values[-1])]
-        move = (ends[0] - ends[1]) * (-sign)  # > 0 when the rank moves the claimed way
-        parts["effect"] = judge(1.0, move, 1.0, f"(d) one rank unit ≤ mean rank_tol change "
-                                f"across {field} ({ends[0]:.3g} → {ends[1]:.3g})",
-                                require_certificate=False)
-    return combine(parts, grid.details(), grid.series())
+METRICS = ("rank_tol", "stable_rank")
+
+
+@dataclass(frozen=True)
+class TrendStudy:
+    """(d) as a study (:func:`verify.measure.grid.run_study`): ``field`` over ``values`` ×
+    ``seeds`` of plain SGD from ``base``, every run under ``protocol``; the hidden-layer ranks
+    are claimed to move with the sign ``sign``. ``also`` is a second protocol whose trend is
+    reported beside the judged one, with ``confound`` saying why it differs. With ``effect``
+    the claim also needs the mean rank_tol to move by at least one rank unit."""
+
+    name: str
+    base: Setting
+    field: str
+    values: tuple[float, ...]
+    sign: int
+    seeds: int
+    protocol: Protocol
+    also: Protocol | None = None
+    confound: str = ""
+    effect: bool = False
+
+    def run(self, ctx: Context, protocol: Protocol) -> Study:
+        return run_study(self.base, ctx, self.field, [{self.field: v} for v in self.values],
+                         self.seeds, hidden_ranks, protocol)
+
+    def to_json(self) -> dict[str, Any]:
+        b = self.base
+        return {"study": self.name, "field": self.field, "values": list(self.values),
+                "sign": self.sign, "seeds": self.seeds, "protocol": self.protocol.to_json(),
+                "also": None if self.also is None else self.also.to_json(),
+                "widths": list(b.widths), "activation": b.activation, "lam": b.lam,
+                "lr": b.lr, "batch": b.batch, "n": b.n, "data": b.data, "seed": b.seed,
+                "base": b.to_json()}
+
+
+def _judged(study: Study, metric: str, sign: int, seed: int) -> Outcome:
+    out = judge_trend_on(trend=study.trend(metric, seed), sign=sign,
+                         what=f"(d) {metric} vs {study.field}", used=len(study.usable()),
+                         levels=study.levels(), excluded=study.excluded())
+    return noted(out, fit_note(study, metric))
+
+
+def fit_note(study: Study, metric: str) -> str:
+    """Each level's mean metric beside its mean fit, over the used runs (the ranks a trend
+    rests on, next to how well those networks fit)."""
+    cells = study.cells((metric,))
+    kind = next((r.fit.kind for r in study.runs), "fit")
+    return f"{metric} mean ± sd (mean {kind}) per {study.field}: " + ", ".join(
+        f"{c[study.field]:g}: {c[metric]['mean']:.3g} ± {c[metric]['sd']:.2g} "
+        f"({c['fit']['mean']:.2f})" for c in cells)
+
+
+def _effect(study: Study, values: tuple[float, ...], sign: int) -> Outcome:
+    """Rank is an integer: a move of the mean rank_tol below one rank unit across the grid,
+    however consistent in sign, is not a change of rank."""
+    means = {float(c[study.field]): c["rank_tol"]["mean"] for c in study.cells(METRICS)}
+    ends = [means.get(float(v), math.nan) for v in (values[0], values[-1])]
+    move = (ends[0] - ends[1]) * (-sign)  # > 0 when the rank moves the claimed way
+    return judge(1.0, move, 1.0, f"(d) one rank unit ≤ mean rank_tol change across "
+                 f"{study.field} ({ends[0]:.3g} → {ends[1]:.3g})", require_certificate=False)
+
+
+def check_study(ts: TrendStudy, ctx: Context) -> Outcome:
+    """(d) on the settled runs that fit, under ``ts.protocol``; ``ts.also`` reported beside."""
+    study = ts.run(ctx, ts.protocol)
+    parts = {m: _judged(study, m, ts.sign, ts.base.seed) for m in METRICS}
+    if ts.effect and study.usable():
+        parts["effect"] = _effect(study, ts.values, ts.sign)
+    details: dict[str, Any] = {"protocol": ts.protocol.describe(),
+                               **study.details(METRICS)}
+    series: dict[str, Any] = dict(study.series(METRICS))
+    if ts.also is not None:
+        other = ts.run(ctx, ts.also)
+        rep = {m: _judged(other, m, ts.sign, ts.base.seed) for m in METRICS}
+        details["also"] = {"protocol": ts.also.describe(), "confound": ts.confound,
+                           "trends": {m: o.to_json() for m, o in rep.items()},
+                           **other.details(METRICS)}
+        series |= {f"also_{k}": v for k, v in other.series(METRICS).items()}
+        for m, o in rep.items():
+            tr = other.trend(m, ts.base.seed)
+            parts[m] = noted(parts[m], f"under {ts.also.describe()} (reported, not judged): "
+                             f"ρ = {tr.rho:.3g}, CI [{tr.lo:.3g}, {tr.hi:.3g}], {o.verdict} "
+                             f"for sign {ts.sign:+d}; {ts.confound}")
+    return combine(parts, details, series)
+
+
+def check_any(s: Setting | TrendStudy, ctx: Context) -> Outcome:
+    return check_study(s, ctx) if isinstance(s, TrendStudy) else check(s, ctx)
 
 
 TREND_SEEDS = 3
 
 
-def _trend_check(field: str, values: tuple[float, ...], sign: int,
-                 metrics: tuple[str, ...] = ("rank_tol", "stable_rank"), effect: bool = False
-                 ) -> Callable[[Setting, Context], Outcome]:
-    def run(s: Setting, ctx: Context) -> Outcome:
-        return trend(s, ctx, field, values, sign, TREND_SEEDS, metrics, effect)
-
-    run.__name__ = f"trend_{field}"
-    return run
-
-
 def trend_base(scale: Scale) -> Setting:
-    """The trend grid's centre: a small ReLU MLP on clustered data, CE loss, plain SGD."""
+    """The trend studies' centre: a small ReLU MLP on clustered data, CE loss, plain SGD."""
     w = 24 if scale.name == "quick" else 48
-    return Setting(widths=(12, w, w, w, 4), activation="relu", lam=0.03, n=64,
-                   data="clusters", loss="ce", seed=11, lr=0.2, steps=800, batch=8,
+    return Setting(widths=(12, w, w, w, 4), activation="relu", lam=0.05, n=64,
+                   data="clusters", loss="ce", seed=11, lr=0.2, steps=1, batch=8,
                    polish=False)
+
+
+CONFOUND = ("the B trend is confounded with the number of steps: at fixed steps a larger B "
+            "sees more samples per step and a smaller B more steps per epoch")
+
+
+def studies(scale: Scale) -> tuple[TrendStudy, ...]:
+    """λ and η at the settle protocol; B under the paper's protocol (fixed epochs, enough
+    for the largest B to settle: its steps are the settle steps) and under fixed steps."""
+    tb = trend_base(scale)
+    quick = scale.name == "quick"
+    seeds = TREND_SEEDS if quick else 4
+    lams = (0.02, 0.05, 0.1) if quick else (0.01, 0.02, 0.05, 0.1, 0.2)
+    lrs = (0.1, 0.2, 0.4) if quick else (0.05, 0.1, 0.2, 0.4)
+    bs = (4, 8, 16) if quick else (2, 4, 8, 16, 32)
+    # ηλ = 0.02 for the B grid: its T stays affordable at fixed epochs (at λ = 0.1 the nets
+    # underfit: accuracy 0.58 on four clusters, measured)
+    bl = replace(tb, lr=0.4)
+    T = settle_steps(bl.lr, bl.lam)
+    return (
+        TrendStudy("λ", replace(tb, lr=0.4), "lam", lams, -1, seeds, Protocol("settle")),
+        TrendStudy("η", tb, "lr", lrs, -1, seeds, Protocol("settle")),
+        TrendStudy("B", bl, "batch", bs, +1, seeds,
+                   Protocol("fixed epochs", epochs=T * max(bs) / bl.n),
+                   also=Protocol("fixed steps", steps=T), confound=CONFOUND))
 
 
 def controls(scale: Scale) -> tuple[Control, ...]:
@@ -303,43 +401,50 @@ def controls(scale: Scale) -> tuple[Control, ...]:
                 "rank G ≤ B fails", Verdict.FAIL, base, check_conv_as_dense),
         Control("B = n", "full batch: one batch, no SGD noise; (e) says nothing",
                 Verdict.VACUOUS, replace(base, batch=base.n), check_noise),
-        Control("(d) trend in λ", "positive control: ranks fall as λ grows (Spearman CI "
-                "below 0)", Verdict.PASS, tb,
-                _trend_check("lam", (0.01, 0.03, 0.1), -1)),
-        Control("(d) trend in η", "positive control: ranks fall as η grows", Verdict.PASS,
-                tb, _trend_check("lr", (0.05, 0.1, 0.3), -1)),
-        Control("(d) trend in B", "the paper's B trend at a fixed step count: measured at "
-                "quick scale (800 steps, B ∈ {2, 8, 32}, 3 seeds) the effect is within seed "
-                "noise (ρ CI contains 0) — NOT reproduced here; expected INCONCLUSIVE",
-                Verdict.INCONCLUSIVE, tb,
-                _trend_check("batch", (2, 8, 32), +1)),
-        Control("λ = 0", "no decay: rank_tol stays (almost) full at every η (measured: mean "
-                "hidden rank_tol 20.0 at η ≤ 0.1 and 19.7 in two of three seeds at η = 0.3, "
-                "against 4–6 with λ = 0.03). The sign of the η trend can still come out "
-                "negative (that tiny drop is consistent across seeds), so the check is the "
-                "trend claim with its effect: the mean rank must fall by one rank unit — it "
-                "does not", Verdict.FAIL,
-                replace(tb, lam=0.0), _trend_check("lr", (0.05, 0.1, 0.3), -1, ("rank_tol",),
-                                                   effect=True)),
+        Control("λ = 0", "no decay: nothing pulls the weights to a steady state — with CE on "
+                "separable clusters F keeps falling (measured: relative change of F over the "
+                "last fifth 0.14–0.15 at every η) while rank_tol stays near full (≈ 20 of 24, "
+                "against 4 with λ = 0.05). No run settles, so (d) cannot be judged: its trend "
+                "claim needs λ > 0", Verdict.INCONCLUSIVE,
+                TrendStudy("λ = 0", replace(tb, lam=0.0), "lr", (0.1, 0.4), -1, 2,
+                           Protocol("fixed steps", steps=settle_steps(tb.lr, tb.lam)),
+                           effect=True), check_study),
     )
 
 
-def pinned(scale: Scale) -> tuple[Setting, ...]:
+def pinned(scale: Scale) -> tuple[Setting | TrendStudy, ...]:
     """The paper's plain-SGD setting in miniature: a ReLU MLP, CE loss, B = 8, η = 0.5
-    (λ scaled so that ηλ stays in the stable region), and digits (real data)."""
-    return (Setting(widths=(12, 16, 16, 4), activation="relu", lam=6e-3, n=24,
-                    data="clusters", loss="ce", seed=0, lr=0.5, steps=150, batch=8,
-                    polish=False),
-            Setting(widths=(64, 16, 16, 10), activation="relu", lam=5e-3, n=48,
-                    data="digits", loss="ce", seed=0, lr=0.1, steps=150, batch=4,
-                    polish=False))
+    (λ scaled so that ηλ stays in the stable region), and digits (real data), each trained
+    to its settle steps; then the (d) studies."""
+    return (Setting(widths=(12, 16, 16, 4), activation="relu", lam=0.02, n=24,
+                    data="clusters", loss="ce", seed=0, lr=0.5, steps=settle_steps(0.5, 0.02),
+                    batch=8, polish=False),
+            Setting(widths=(64, 16, 16, 10), activation="relu", lam=0.05, n=48,
+                    data="digits", loss="ce", seed=0, lr=0.2, steps=settle_steps(0.2, 0.05),
+                    batch=4, polish=False),
+            *studies(scale))
 
 
 def plots(examples: list[dict], ctrls: list[dict]) -> list[dict]:
-    """Rank against each trend's hyperparameter (mean over seeds), from the trend controls."""
-    specs = (plot_spec(c, ("rank_tol", "stable_rank"), "hidden-layer rank", "T5")
-             for c in ctrls)
-    return [s for s in specs if s is not None]
+    """Rank against each study's hyperparameter (mean over the used seeds); the B study's
+    fixed-steps trend beside its fixed-epochs one."""
+    out = []
+    for ex in examples:
+        if not (ex.get("details") or {}).get("field"):
+            continue
+        spec = plot_spec(ex, METRICS, "hidden-layer rank", "T5")
+        if spec is None:
+            continue
+        ser = ex.get("series") or {}
+        if ser.get("also_x"):
+            also = plot_spec({**ex, "series": {"x": ser["also_x"],
+                                               "rank_tol": ser.get("also_rank_tol")}},
+                             ("rank_tol",), "", "")
+            for line in (also or {}).get("lines", []):
+                spec["lines"].append({**line, "label": f"{line['label']}, fixed steps",
+                                      "style": "--o"})
+        out.append(spec)
+    return out
 
 
 THEOREM = Theorem(
@@ -356,7 +461,7 @@ THEOREM = Theorem(
                  "a weight applied m times per example (m = 1 dense)",
                  "(c) and (d) are the paper's heuristic and trend forms; constants not encoded"),
     strategy=settings,
-    check=check,
+    check=check_any,
     controls=controls,
     pinned=pinned,
     notes=("Detection limits (smallest relative error caught, bisection; tests/claims/"
@@ -365,8 +470,12 @@ THEOREM = Theorem(
            f"by 1 − e from e = {DETECTION['(b)']:.1g} (it is that loose on the pinned net); "
            f"(e) the ½ off by e = {DETECTION['(e)']:.1g} (pinned digits net; on the clusters "
            "net ‖∇F‖ decides and no e ≤ 1 is caught).",
-           "(d) is checked by the positive controls '(d) trend in …' (a grid × 4 seeds with "
-           "a Spearman bootstrap CI), not per drawn example.",
+           "(d) is checked by the pinned studies: a grid × ≥ 3 seeds of plain SGD, each run "
+           "for its settle steps (T = ⌈2·log(2/ε)/−log(1−ηλ)⌉), Spearman ρ with a bootstrap "
+           "CI over the runs that settled and fit; the others are left out and counted.",
+           "The B trend is judged under the paper's protocol (a fixed number of epochs: steps "
+           "∝ n/B, enough epochs for the largest B to settle) and reported under fixed steps "
+           "too: the number of steps confounds it.",
            "(c) is usually VACUOUS: m·B·log(2/ε)/(ηλ) ≥ min(d_out, d_in) for every stable "
            "(η, λ) at these widths; reported as such."),
     plots=plots,

@@ -11,6 +11,10 @@ The bound is VACUOUS when it is ≥ ‖W_l‖_F (D_K ≤ ‖W_l‖_F always).
 [trend] as λ grows and as TCV falls, d_K(W_l) and σ_{K+1}/σ_1 fall; deeper layers sit nearer
 rank K. Trends are tested over a sweep of λ × seeds (one network per point) by Spearman's ρ
 with a bootstrap interval over networks (:mod:`verify.measure.trend`).
+[proportionality] the bound is proportional to TCV_l/λ; within each layer the exponent p of
+d_K(W_l) ∝ (TCV_l/λ)^p is the least-squares slope of log d_K against log(TCV_l/λ), with a
+bootstrap interval over networks resampled within each λ (:func:`verify.measure.trend.
+log_slope`); "proportionally" is p = 1 (:func:`verify.claims.verdict.judge_slope`).
 """
 
 from __future__ import annotations
@@ -30,14 +34,16 @@ from verify.claims.verdict import (
     Verdict,
     combine,
     judge_any_point,
+    judge_slope,
     judge_trend,
     unmet,
+    vacuous,
 )
 from verify.engine.ensemble import realise_all
 from verify.engine.setting import Context, Setting, realise
 from verify.measure import collapse, spectra
 from verify.measure.evidence import network_series
-from verify.measure.trend import rank_trend
+from verify.measure.trend import log_slope, rank_trend
 
 
 @dataclass(frozen=True)
@@ -152,9 +158,21 @@ def check_sweep(sw: Sweep, ctx: Context, claim: Claim = CLAIM) -> Outcome:
         tr = rank_trend(x, y, net, strata, design=col["lam"])
         trends[name] = asdict(tr)
         parts[name] = judge_trend(tr, sign * claim.trend_sign, name)
+    # proportionality within each layer: log d_K against log(TCV_l/λ)
+    slopes: dict[str, Any] = {}
+    for ell in sorted(set(col["layer"])):
+        mine = [r for r in rows if r["layer"] == ell]
+        sl = log_slope([r["tcv"] / r["lam"] for r in mine],
+                       [r["relative_tail"] for r in mine], design=[r["lam"] for r in mine])
+        slopes[f"layer {ell}"] = asdict(sl)
+        what = f"d_K(W_{ell}) ∝ (TCV_{ell}/λ)^p"
+        parts[f"proportional, layer {ell}"] = (
+            judge_slope(slope=sl, claimed=1.0, what=what) if sl.runs >= 2 else
+            vacuous(what=what, why=f"d_K = 0 within the residual at {sl.dropped} of "
+                    f"{len(mine)} networks: the layer sits at rank K, no exponent to measure"))
     # the exact bound on every network of the sweep, too
     bounds = [r for r in rows if r["tail"] > r["bound"]]
-    details = {"trends": trends, "not_certified": skipped, "networks": nets,
+    details = {"trends": trends, "slopes": slopes, "not_certified": skipped, "networks": nets,
                "bound_violations": len(bounds), "rows": rows}
     return combine(parts, details)
 
@@ -251,6 +269,11 @@ THEOREM = Theorem(
            "net is exactly rank K−1); a false rank claim (K−2, no within-class term) fails "
            "every layer, and a reversed sign fails every trend of the sweep "
            "(tests/claims/test_mutants.py).",
+           "Proportionality (Zangrando et al.: the bound ∝ TCV_l/λ) is tested within each "
+           "layer: the least-squares slope p of log d_K(W_l) on log(TCV_l/λ) with a 95% "
+           "bootstrap interval (networks resampled within each λ); PASS when the interval "
+           "contains 1 and excludes 0, FAIL when it excludes 1, VACUOUS for a layer whose d_K "
+           "is 0 (within the residual) at every network.",
            "Trends use Spearman's ρ with a 95% bootstrap interval that resamples the seeds "
            "at each λ of the sweep; "
            "PASS only when it excludes the wrong sign. The λ trend is the mean within-layer "

@@ -27,6 +27,8 @@ from typing import Any
 from verify.engine.setting import Context, Setting, trajectory
 from verify.errors import NotJudgeable, OneLineParser, UsageError, require
 from verify.measure import spectra
+from verify.measure.fit import fit
+from verify.measure.steady import Checkpoints
 from verify.nets.network import weights
 
 TOL = 1e-3
@@ -82,17 +84,23 @@ def point_setting(sc: SweepScale, lr: float, lam: float, batch: int, seed: int =
 
 def average_rank(s: Setting, ctx: Context) -> dict[str, Any]:
     """Train ``s`` by plain SGD; mean rank_tol over layers (None when it diverged or reached
-    the wall-clock safety net, with the reason)."""
+    the wall-clock safety net, with the reason), with the run's steady state (did the ranks
+    and F settle over the last fifth?) and its fit (training accuracy; at chance or
+    collapsed), so an unsettled or collapsed point is seen for what it is."""
     t0 = time.perf_counter()
+    obj = s.objective(ctx.device)
+    ck = Checkpoints(obj, s.steps)
     try:
-        res = trajectory(s, ctx)
+        res = trajectory(s, ctx, ck)
     except NotJudgeable as exc:
         return {"ranks": [], "average_rank": None, "finite": True, "reason": exc.reason,
                 "seconds": time.perf_counter() - t0}
     W = weights(s.architecture(), res.params)
     ranks = [spectra.numerical_rank(w, TOL) for w in W] if res.finite else []
     return {"ranks": ranks, "average_rank": sum(ranks) / len(ranks) if ranks else None,
-            "finite": res.finite, "seconds": time.perf_counter() - t0}
+            "finite": res.finite, "seconds": time.perf_counter() - t0,
+            "steady_state": ck.state().to_json(trace=False),
+            "fit": fit(s.architecture(), res.params, obj.data).to_json()}
 
 
 def _key(lr: float, lam: float, batch: int) -> str:
@@ -233,6 +241,15 @@ def write_report(scale: str, out: Path, done: dict[str, dict[str, Any]]) -> Path
             lines += [f"![{spec['title']}](sweep{i}.png)", ""]
         lines += ["Corners: " + ", ".join(f"{k}: {v if v is None else round(v, 2)}"
                                           for k, v in corners(spec).items()), ""]
+    unsettled = [k for k, r in done.items()
+                 if not (r.get("steady_state") or {}).get("settled", True)]
+    chance = [k for k, r in done.items() if not (r.get("fit") or {}).get("fits", True)]
+    lines += ["## Steady state and fit", "",
+              f"{len(unsettled)} of {len(done)} points had not settled (relative change of "
+              "rank, stable rank or F over the last fifth above the limit): "
+              + (", ".join(sorted(unsettled)) or "none") + ".", "",
+              f"{len(chance)} points are at chance or collapsed (no evidence of low-rank bias): "
+              + (", ".join(sorted(chance)) or "none") + ".", ""]
     path = out / "sweep.md"
     path.write_text("\n".join(lines))
     return path

@@ -46,6 +46,10 @@ def test_contours_and_corners(tiny: str, tmp_path: Path) -> None:
         assert len(sweep.corners(s)) == 4
     path = sweep.write_report(tiny, tmp_path, done)
     assert "Corners" in path.read_text()
+    # every point says whether it settled and how it fits; 5 steps settle nothing
+    for rec in done.values():
+        assert not rec["steady_state"]["settled"] and rec["fit"]["kind"] == "accuracy"
+    assert f"{len(done)} of {len(done)} points had not settled" in path.read_text()
 
 
 def test_unknown_scale_is_a_usage_error(tmp_path: Path) -> None:

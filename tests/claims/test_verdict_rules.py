@@ -19,12 +19,16 @@ from verify.claims.verdict import (
     judge_any_point,
     judge_at_least,
     judge_boundary,
+    judge_slope,
+    judge_trend_on,
     judge_underestimated,
     judge_worst_of,
     noted,
+    require_certified,
     unmet,
     vacuous,
 )
+from verify.measure.trend import Slope, Trend
 
 FINITE = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
 
@@ -187,3 +191,62 @@ def test_boundary_every_verdict() -> None:
     assert inside.verdict == Verdict.FAIL and inside.margin == 0.0
     assert rule(math.nan).verdict == Verdict.INCONCLUSIVE
     assert dict(beyond.details) == {"a": 1} and dict(beyond.series) == {"s": [1]}
+
+
+# ------------------------------------------------------------------ judge_trend_on
+
+
+def test_trend_on_too_few_units_or_levels_is_inconclusive_and_names_what_was_left_out() -> None:
+    t = Trend(-0.9, -1.0, -0.8, 3)
+    few = judge_trend_on(trend=t, sign=-1, what="r", used=3, levels=2,
+                         excluded={"not settled": 2, "at chance": 1})
+    assert few.verdict == Verdict.INCONCLUSIVE and math.isnan(few.margin)
+    assert "at chance 1, not settled 2" in few.reason
+    one = judge_trend_on(trend=t, sign=-1, what="r", used=9, levels=1, excluded={})
+    assert one.verdict == Verdict.INCONCLUSIVE and "left out: none" in one.reason
+
+
+def test_trend_on_enough_units_is_judge_trend_with_the_counts() -> None:
+    for t, sign, v in ((Trend(-0.9, -1.0, -0.8, 9), -1, Verdict.PASS),
+                       (Trend(-0.9, -1.0, -0.8, 9), +1, Verdict.FAIL),
+                       (Trend(0.1, -0.5, 0.6, 9), -1, Verdict.INCONCLUSIVE)):
+        out = judge_trend_on(trend=t, sign=sign, what="r", used=9, levels=3,
+                             excluded={"diverged": 1}, unit="certified merges")
+        assert out.verdict == v and "on 9 certified merges; left out: diverged 1" in out.reason
+
+
+# ------------------------------------------------------------------ judge_slope
+
+
+@pytest.mark.parametrize(("lo", "hi", "verdict"), [
+    (0.8, 1.3, Verdict.PASS),          # contains 1, excludes 0
+    (1.2, 1.9, Verdict.FAIL),          # above 1
+    (0.1, 0.7, Verdict.FAIL),          # below 1 (a positive relation, not proportional)
+    (-0.5, 1.5, Verdict.INCONCLUSIVE),  # contains both
+    (math.nan, 1.0, Verdict.INCONCLUSIVE),
+])
+def test_slope_against_a_claimed_exponent(lo: float, hi: float, verdict: Verdict) -> None:
+    out = judge_slope(slope=Slope((lo + hi) / 2, lo, hi, 10), claimed=1.0, what="d ∝ x^p")
+    assert out.verdict == verdict and out.bound == 1.0
+    if verdict == Verdict.FAIL:
+        gap = lo - 1.0 if lo > 1 else 1.0 - hi
+        assert out.margin == pytest.approx(-gap)
+    if verdict == Verdict.PASS:
+        assert out.margin == pytest.approx(min(abs(lo), abs(hi)))
+
+
+# ------------------------------------------------------------------ require_certified
+
+
+def test_require_certified_keeps_what_needs_no_certificate() -> None:
+    ok = judge(1.0, 2.0, 1.0, "x", require_certificate=False)
+    bad = judge(3.0, 2.0, 1.0, "x", require_certificate=False)
+    void = vacuous(what="x", why="trivial")
+    assert require_certified(ok, uncertified=[]) is ok
+    assert require_certified(ok, uncertified=["net A"]).verdict == Verdict.INCONCLUSIVE
+    assert "not certified (net A)" in require_certified(ok, uncertified=["net A"]).reason
+    assert require_certified(bad, uncertified=["net B"]).verdict == Verdict.INCONCLUSIVE
+    assert require_certified(bad, uncertified=["net B"], any_point=True).verdict == Verdict.FAIL
+    assert require_certified(void, uncertified=["net B"]).verdict == Verdict.VACUOUS
+    kept = require_certified(ok, uncertified=["net A"])
+    assert (kept.measured, kept.bound, kept.margin) == (ok.measured, ok.bound, ok.margin)

@@ -1,10 +1,9 @@
-"""verify.measure.iterates (T5's measurements on an SGD run) and verify.measure.grid (the
-settings × seeds grid of a trend claim), against direct recomputation."""
+"""verify.measure.iterates (T5's measurements on an SGD run) and grid.hidden_ranks, against
+direct recomputation (the studies of verify.measure.grid: tests/measure/test_grid.py)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import pytest
 import torch
@@ -86,33 +85,6 @@ def test_sgd_noise_by_definition() -> None:
     one = iterates.sgd_noise(obj, params, sgd.epoch(TINY_NET.n, TINY_NET.n, 0))
     assert one.half_spread == 0.0
     assert one.top == pytest.approx(one.full, rel=gamma(64))
-
-
-def test_grid_runs_values_outer_seeds_inner_and_counts_divergence() -> None:
-    seen: list[tuple[float, int]] = []
-
-    def metric(s: Setting, params: object) -> dict[str, float]:
-        seen.append((s.lr, s.seed))
-        return {"lr_again": s.lr, "seed": float(s.seed)}
-
-    linear = replace(TINY_NET, activation="identity", loss="squared")
-    g = grid.run_grid(linear, CTX, "lr", (0.05, 0.1, 1e9), 2, metric)
-    # a linear net at lr = 1e9 diverges: left out, counted
-    assert seen == [(0.05, 0), (0.05, 1), (0.1, 0), (0.1, 1)]
-    assert g.x == (0.05, 0.05, 0.1, 0.1) and g.diverged == 2
-    assert g.series() == {"x": [0.05, 0.05, 0.1, 0.1], "lr_again": [0.05, 0.05, 0.1, 0.1],
-                          "seed": [0.0, 1.0, 0.0, 1.0]}
-    assert g.details() == {"field": "lr", "values": [0.05, 0.1, 1e9], "seeds": 2,
-                           "diverged": 2}
-    assert g.mean_at("seed", 0.1) == 0.5 and math.isnan(g.mean_at("seed", 1e9))
-    t = g.trend("lr_again", seed=0)
-    assert t.rho == pytest.approx(1.0) and t.runs == 4
-
-
-def test_grid_trend_is_undefined_below_two_runs() -> None:
-    g = grid.Grid("lam", (0.1,), 1, (0.1,), {"m": (1.0,)}, 0)
-    t = g.trend("m", seed=0)
-    assert math.isnan(t.rho) and t.runs == 1
 
 
 def test_hidden_ranks_leave_the_output_layer_out() -> None:

@@ -336,3 +336,21 @@ def test_markdown_and_html_say_the_same_thing() -> None:
     assert _missing(blocks, md, page) == []
     # the comparison sees a renderer that drops a block
     assert _missing(blocks, md, to_html(blocks[:-1])) == list(texts(blocks[-1:]))
+
+
+def test_table_specs_render_and_lead_figures_open_the_section(tmp_path: Path) -> None:
+    results = {"schema": 1, "run": {"ok": True}, "theorems": [{
+        "id": "T8", "title": "merging", "verdict": "FAIL", "statement": "STATEMENT",
+        "examples": [], "controls": [],
+        "plots": [
+            {"kind": "lines", "title": "later figure",
+             "lines": [{"label": "a", "x": [1, 2], "y": [1, 2]}]},
+            {"kind": "lines", "title": "width curve", "lead": True,
+             "lines": [{"label": "gap", "x": [16, 32], "y": [0.3, 0.1]}]},
+            {"kind": "table", "title": "deviations", "columns": ["family", "balance"],
+             "rows": [["biases", "0.1"], ["tanh", "0.04"]]},
+            {"kind": "table", "title": "ragged", "columns": ["a", "b"], "rows": [["1"]]}]}]}
+    md, _ = render(results, tmp_path)
+    text = md.read_text(encoding="utf-8")
+    assert "deviations" in text and "ragged" not in text  # a malformed table is left out
+    assert text.index("width curve") < text.index("STATEMENT") < text.index("later figure")

@@ -12,20 +12,23 @@ Rules: :func:`judge` (measured ≤ bound), :func:`judge_at_least` (measured ≥ 
 :func:`judge_worst_of` (the worst of many instances, k of m non-trivial),
 :func:`judge_underestimated` (a bound at an estimate that underestimates it: never FAIL),
 :func:`judge_boundary` (where a searched claim first breaks), :func:`judge_trend` (the sign
-of a Spearman ρ); :func:`unmet` and :func:`vacuous` when an assumption is not met or the
-claim says nothing, :func:`combine` and :func:`overall` to put parts together.
+of a Spearman ρ), :func:`judge_trend_on` (a trend on the units it may use: settled networks
+that fit, certified merges), :func:`judge_slope` (a log-log slope against a claimed exponent);
+:func:`unmet` and :func:`vacuous` when an assumption is not met or the claim says nothing,
+:func:`require_certified` when a claim about stationary points met uncertified networks,
+:func:`combine` and :func:`overall` to put parts together.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
 from verify.engine.certificate import Certificate
-from verify.measure.trend import Trend
+from verify.measure.trend import Slope, Trend
 
 # Comparisons of quantities computed in float64 allow for rounding: 100 ulp of the scale of
 # the compared quantities (a floating-point fact, not a tuned tolerance).
@@ -331,3 +334,70 @@ def judge_boundary(*, first_break: float | None, claimed: float, limit: float, w
                    f"{what}: holds at {name} ≤ {claimed:g} and first breaks{at} at "
                    f"{name} = {first_break:.3g} (found over {tried} tries)", details=info,
                    series=ser)
+
+
+def judge_trend_on(*, trend: Trend, sign: int, what: str, used: int, levels: int,
+                   excluded: Mapping[str, int], needed: int = 4,
+                   unit: str = "settled networks that fit") -> Outcome:
+    """:func:`judge_trend` on the units a trend claim may rest on (THEOREMS.md T5(d), T7:
+    settled networks that fit; T8: certified merges). ``used`` units remain at ``levels``
+    distinct values of the variable; ``excluded`` counts the others by reason.
+
+    INCONCLUSIVE (margin NaN) when fewer than ``needed`` units or fewer than two levels
+    remain — the reason names what was left out and why; otherwise the verdict of
+    :func:`judge_trend`, with the counts added to its reason.
+    """
+    left = ", ".join(f"{k} {v}" for k, v in sorted(excluded.items())) or "none"
+    if used < needed or levels < 2:
+        return unmet(what=what, why=f"only {used} {unit} at {levels} level(s) ({needed} "
+                     f"units at ≥ 2 levels needed); left out: {left}", measured=trend.rho,
+                     bound=0.0)
+    return noted(judge_trend(trend, sign, what), f"on {used} {unit}; left out: {left}")
+
+
+def judge_slope(*, slope: Slope, claimed: float, what: str) -> Outcome:
+    """A claimed exponent p (``claimed`` ≠ 0; 1 = "proportional") of y ∝ x^p, against the
+    measured log-log slope and its bootstrap interval [lo, hi].
+
+    PASS when the interval contains ``claimed`` and excludes 0 (the relation is there and
+    consistent with the exponent); FAIL when the interval excludes ``claimed`` (margin: the
+    interval's distance from it, negative); INCONCLUSIVE when it contains both (too wide to
+    tell) or is undefined. Reported as measured = slope, bound = claimed; a PASS's margin is
+    the distance of the nearer end of the interval from 0, relative to |claimed|.
+    """
+    desc = (f"{what}: slope {slope.slope:.3g}, {1 - slope.alpha:.0%} CI [{slope.lo:.3g}, "
+            f"{slope.hi:.3g}] over {slope.runs} points (claimed {claimed:g})")
+    if slope.dropped:
+        desc += f", {slope.dropped} at 0 left out"
+    if not all(math.isfinite(v) for v in (slope.slope, slope.lo, slope.hi)):
+        return Outcome(Verdict.INCONCLUSIVE, slope.slope, claimed, math.nan,
+                       f"{desc} (undefined)")
+    scale = abs(claimed)
+    if not slope.lo <= claimed <= slope.hi:
+        gap = slope.lo - claimed if slope.lo > claimed else claimed - slope.hi
+        return Outcome(Verdict.FAIL, slope.slope, claimed, -gap / scale,
+                       f"{desc}: the interval excludes {claimed:g}")
+    if slope.lo <= 0 <= slope.hi:
+        return Outcome(Verdict.INCONCLUSIVE, slope.slope, claimed, math.nan,
+                       f"{desc}: contains 0 as well")
+    return Outcome(Verdict.PASS, slope.slope, claimed, min(abs(slope.lo), abs(slope.hi)) / scale,
+                   f"{desc}: consistent with it")
+
+
+def require_certified(out: Outcome, *, uncertified: Sequence[str],
+                      any_point: bool = False) -> Outcome:
+    """The outcome of a claim about stationary points, given the networks it was measured on
+    that are not certified (``uncertified``, by name; empty: ``out`` unchanged).
+
+    Those networks are not the points the claim is about, so a PASS becomes INCONCLUSIVE
+    (values kept), and so does a FAIL unless the bound holds at any parameters
+    (``any_point``, e.g. T8's leakage bound). A VACUOUS outcome is kept: a bound or a
+    tolerance that says nothing says nothing at any parameters.
+    """
+    if not uncertified:
+        return out
+    names = ", ".join(uncertified)
+    if out.verdict == Verdict.VACUOUS or (any_point and out.verdict == Verdict.FAIL):
+        return noted(out, f"{names} not certified")
+    return replace(out, verdict=Verdict.INCONCLUSIVE,
+                   reason=f"not certified ({names}): {out.reason}")

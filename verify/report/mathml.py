@@ -36,6 +36,7 @@ GREEK = {
 RELATIONS = {
     "le": "≤", "leq": "≤", "ge": "≥", "geq": "≥", "ne": "≠", "neq": "≠", "approx": "≈",
     "sim": "∼", "equiv": "≡", "in": "∈", "to": "→", "mapsto": "↦", "lesssim": "≲",
+    "nearrow": "↗", "searrow": "↘", "uparrow": "↑", "downarrow": "↓",
     "subseteq": "⊆", "Rightarrow": "⇒", "iff": "⇔",
 }
 OPERATORS = {"cdot": "·", "times": "×", "pm": "±", "circ": "∘", "otimes": "⊗"}

@@ -37,6 +37,8 @@ PLOT_SPEC = """
  "lines": [{"label", "x": [...], "y": [...], "yerr": [...] (optional), "style": "-o"}]}
 {"kind": "bars", ..., "categories": [...], "groups": [{"label", "values": [...]}]}
 {"kind": "contour", ..., "x": [...], "y": [...], "z": [[row per y] ...]}
+{"kind": "table", ..., "columns": [...], "rows": [[cell, ...] ...]}   (drawn as a figure)
+"lead": true on any spec: the figure opens its theorem's section
 """
 
 
@@ -178,6 +180,17 @@ def _contour(fig: Any, ax: Any, spec: dict) -> bool:
     return True
 
 
+def _table(fig: Any, ax: Any, spec: dict) -> bool:
+    cols = [str(c) for c in spec.get("columns") or []]
+    rows = [[str(c) for c in r] for r in spec.get("rows") or [] if isinstance(r, list)]
+    if not cols or not rows or any(len(r) != len(cols) for r in rows):
+        return False  # a malformed table is left out rather than drawn wrong
+    fig.set_size_inches(FIG_SIZE[0] * 1.4, 0.22 * (len(rows) + 2))
+    ax.axis("off")
+    ax.table(cellText=rows, colLabels=cols, loc="center").set_fontsize(6)
+    return True
+
+
 def draw_spec(spec: dict, index: int, records: dict[str, tuple[str, dict]] | None = None,
               known: Sequence[str] = ()) -> Drawn | None:
     """A figure described in the results: ``{"kind": "lines"|"bars"|"contour", "title",
@@ -195,6 +208,10 @@ def draw_spec(spec: dict, index: int, records: dict[str, tuple[str, dict]] | Non
         _lines(ax, spec)
     elif kind == "bars":
         zeros = _bars(ax, spec)
+    elif kind == "table":
+        if not _table(fig, ax, spec):
+            plt.close(fig)
+            return None
     elif kind != "contour" or not _contour(fig, ax, spec):
         plt.close(fig)
         return None
@@ -218,7 +235,9 @@ def draw_spec(spec: dict, index: int, records: dict[str, tuple[str, dict]] | Non
     elif isinstance(rec_id, str):
         subjects = (f"{rec_id} (not among the recorded checks)",)
     fig.tight_layout()
-    return Drawn(f"plot{index}", str(spec.get("title", f"Figure {index}")), caption, fig,
+    # a spec with "lead": true opens its theorem's section (e.g. T8's width curve)
+    kind_name = f"lead{index}" if spec.get("lead") is True else f"plot{index}"
+    return Drawn(kind_name, str(spec.get("title", f"Figure {index}")), caption, fig,
                  subjects, filters)
 
 

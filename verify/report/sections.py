@@ -278,6 +278,9 @@ def _theorem_blocks(theorem: dict, slug: str, figures: list[Figure], spec: str |
         + f"; time {fmt_seconds(theorem.get('seconds'))}",
         "Counts",
     ))
+    lead = [f for f in figures if f.kind.startswith("lead")]  # a plot spec's "lead": true
+    figures = [f for f in figures if not f.kind.startswith("lead")]
+    blocks += lead
     blocks.append(Paragraph(fmt(theorem.get("statement")), "Statement"))
     latex = theorem.get("statement_latex")
     if isinstance(latex, str) and latex.strip():
