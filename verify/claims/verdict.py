@@ -101,10 +101,12 @@ def judge(measured: float, bound: float, scale: float, what: str, *,
     return out
 
 
-def _judge(measured: float, bound: float, scale: float, what: str,
-           certificate: Certificate | None, require_certificate: bool,
-           trivial: float | None) -> Outcome:
-    m = margin(measured, bound, scale)
+def _unjudgeable(measured: float, bound: float, m: float, what: str,
+                 certificate: Certificate | None, require_certificate: bool
+                 ) -> Outcome | None:
+    """What every one-sided rule decides before comparing: VACUOUS at a collapsed stationary
+    point, INCONCLUSIVE when a required certificate is not met or a value is not finite;
+    None when the comparison decides."""
     if require_certificate and certificate is not None and certificate.collapsed:
         return Outcome(Verdict.VACUOUS, measured, bound, m,
                        f"{what}: trivial stationary point (a layer collapsed to 0)",
@@ -116,6 +118,16 @@ def _judge(measured: float, bound: float, scale: float, what: str,
         return Outcome(Verdict.INCONCLUSIVE, measured, bound, m,
                        f"{what}: non-finite value (measured {measured}, bound {bound})",
                        certificate)
+    return None
+
+
+def _judge(measured: float, bound: float, scale: float, what: str,
+           certificate: Certificate | None, require_certificate: bool,
+           trivial: float | None) -> Outcome:
+    m = margin(measured, bound, scale)
+    early = _unjudgeable(measured, bound, m, what, certificate, require_certificate)
+    if early is not None:
+        return early
     if measured > bound + ROUNDING * scale:
         return Outcome(Verdict.FAIL, measured, bound, m,
                        f"{what}: {measured:.3g} > bound {bound:.3g}", certificate)
@@ -224,17 +236,9 @@ def judge_at_least(*, measured: float, bound: float, scale: float, what: str,
     when the lower bound is no better than the ``trivial`` one (bound ≤ trivial), else PASS.
     """
     m = margin(bound, measured, scale)
-    if require_certificate and certificate is not None and certificate.collapsed:
-        return Outcome(Verdict.VACUOUS, measured, bound, m,
-                       f"{what}: trivial stationary point (a layer collapsed to 0)",
-                       certificate)
-    if require_certificate and certificate is not None and not certificate.certified:
-        return Outcome(Verdict.INCONCLUSIVE, measured, bound, m,
-                       f"{what}: not certified ({certificate.reason})", certificate)
-    if not (math.isfinite(measured) and math.isfinite(bound)):
-        return Outcome(Verdict.INCONCLUSIVE, measured, bound, m,
-                       f"{what}: non-finite value (measured {measured}, bound {bound})",
-                       certificate)
+    early = _unjudgeable(measured, bound, m, what, certificate, require_certificate)
+    if early is not None:
+        return early
     if measured < bound - ROUNDING * scale:
         return Outcome(Verdict.FAIL, measured, bound, m,
                        f"{what}: {measured:.3g} < bound {bound:.3g}", certificate)
