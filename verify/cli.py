@@ -18,7 +18,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from verify.errors import OneLineParser, UsageError
+from theorems import THEOREM_IDS
+from verify.errors import OneLineParser, UsageError, did_you_mean
+from verify.names import (
+    ACTIVATIONS,
+    DEVICES,
+    KINDS,
+    LOSSES,
+    MAX_SEED,
+    MAX_STEPS,
+    MAX_WIDTH,
+    PRECISIONS,
+    SCALE_NAMES,
+    max_workers,
+)
 
 if TYPE_CHECKING:
     from verify.run.records import CheckRecord
@@ -95,8 +108,6 @@ def _ints(flag: str, text: str, example: str, lo: int = 1) -> tuple[int, ...]:
     if not all(_INT.fullmatch(p) for p in items):
         raise _bad(flag, text, f"comma-separated positive integers, no empty items, e.g. "
                    f"{example}")
-    from verify.engine.setting import MAX_WIDTH
-
     out = tuple(int(p) for p in items)
     if not all(lo <= v <= MAX_WIDTH for v in out):
         raise _bad(flag, text, f"every item an integer in [{lo}, {MAX_WIDTH}]")
@@ -162,14 +173,21 @@ def _cost_text(cert: dict[str, Any]) -> str:
             f" MiB]")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from verify.claims.scales import SCALES
-    from verify.engine.setting import MAX_SEED, MAX_STEPS
-    from verify.engine.train import PRECISIONS
-    from verify.nets.activations import ACTIVATIONS
-    from verify.nets.data import KINDS, LOSSES
-    from verify.run.executor import max_workers
+def _theorem_id(name: str) -> Any:
+    """A registered theorem id (case ignored), checked against the torch-free
+    ``theorems.THEOREM_IDS`` so a mistake is answered before any heavy import."""
+    def conv(text: str) -> str:
+        if text.strip().upper() not in THEOREM_IDS:
+            raise _bad(name, text, f"one of {', '.join(THEOREM_IDS)}"
+                       + did_you_mean(text.strip(), THEOREM_IDS))
+        return text.strip().upper()
 
+    return conv
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser; it imports nothing heavy (the allowed values come from
+    :mod:`verify.names` and ``theorems.THEOREM_IDS``), so usage errors arrive at once."""
     p = _Parser(prog="python -m verify", description=(
         "Executable theorems on low-rank bias under weight decay: train networks to "
         "certified stationarity, measure, and report PASS / FAIL / INCONCLUSIVE / VACUOUS "
@@ -185,16 +203,17 @@ def build_parser() -> argparse.ArgumentParser:
                        "a report", description="Draw settings with Hypothesis (seeded), train "
                        "each network to certified stationarity, check every claim and negative "
                        "control, and write results.json, report.md and report.html to --out.")
-    r.add_argument("--theorem", action="append", metavar="ID",
-                   help="theorem id (repeatable; default: all), e.g. --theorem T2")
-    r.add_argument("--scale", default="quick", choices=list(SCALES),
+    r.add_argument("--theorem", nargs="+", action="extend", type=_theorem_id("--theorem"),
+                   metavar="ID", help="theorem ids (default: all), e.g. --theorem T2 T3 or "
+                                      "--theorem T2 --theorem T3")
+    r.add_argument("--scale", default="quick", choices=list(SCALE_NAMES),
                    help="size of networks and number of examples (default: quick); large "
                         "adds width-4096 MLPs and a conv net on 32×32×3 images (TF32 first "
                         "phase on a GPU, float64 certificates; hours on a CPU for all "
                         "theorems)")
     r.add_argument("--seed", type=_nonneg_int("--seed", MAX_SEED), default=0,
                    help=f"seed for drawing settings, 0 … {MAX_SEED} (default: 0)")
-    r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+    r.add_argument("--device", default="auto", choices=list(DEVICES),
                    help="auto = cuda when present (default), else cpu")
     r.add_argument("--examples", type=_positive_int("--examples", MAX_EXAMPLES), default=None,
                    help=f"settings per theorem, 1 … {MAX_EXAMPLES}, pinned paper settings "
@@ -209,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--scheduler", metavar="ADDRESS", default=None,
                    help="run the checks on a Dask distributed scheduler, e.g. "
                         "tcp://host:8786 (default: local worker processes)")
+    r.add_argument("--json", action="store_true",
+                   help="print the run's results.json to stdout when it ends")
     r.add_argument("--out", type=_path("--out"), default=None,
                    help="output folder (default: reports/runs/<time>-<scale>-seed<seed>); "
                         "an interrupted run restarted on the same folder resumes")
@@ -218,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="check one theorem on one setting you specify",
                        description="Train one network you describe and check one theorem "
                                    "on it; prints the verdict with its evidence.")
-    c.add_argument("theorem", metavar="ID", help="theorem id, e.g. T3")
+    c.add_argument("theorem", metavar="ID", type=_theorem_id("ID"), help="theorem id, e.g. T3")
     c.add_argument("--widths", type=_widths, required=True,
                    help="d_0,d_1,...,d_L, e.g. 8,16,16,3")
     c.add_argument("--activation", default="relu", choices=list(ACTIVATIONS))
@@ -242,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--precision", default="float64", choices=list(PRECISIONS),
                    help="precision of the GD phase; polish and certificate are always float64 "
                         "(default: float64; tf32 = float32 on a CPU)")
-    c.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+    c.add_argument("--device", default="auto", choices=list(DEVICES),
                    help="auto = cuda when present (default), else cpu")
     c.add_argument("--tau", type=_float_in("--tau", 0.0, 1.0, lo_open=True), default=1e-6)
     c.add_argument("--json", action="store_true", help="print the outcome as JSON")
