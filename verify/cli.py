@@ -334,6 +334,8 @@ class Progress:
         self.stream = stream if stream is not None else sys.stderr
 
     def __call__(self, rec: CheckRecord, done: int, total: int) -> None:
+        from verify.report.console import record_reason
+
         el = time.perf_counter() - self.t0
         eta = el / done * (total - done)
         what = f"control {rec.name!r}" if rec.name is not None else f"example {rec.index}"
@@ -345,7 +347,7 @@ class Progress:
             flag = f"  (expected {rec.expected})"
         print(f"[{done:>3}/{total}] {rec.theorem} {what:<28} {rec.verdict:<12}{rtxt}"
               f"  {rec.seconds:.1f}s{flag}{_cost_text(cert)}   elapsed {el:.0f}s, "
-              f"~{eta:.0f}s left",
+              f"~{eta:.0f}s left{record_reason(rec)}",
               file=self.stream, flush=True)
 
 
@@ -370,7 +372,9 @@ def cmd_run(a: argparse.Namespace) -> int:
     from verify import report
     from verify.claims.theorem import select
     from verify.engine.setting import default_device
+    from verify.report.console import theorem_line
     from verify.run import session
+    from verify.run.results import RESULTS_NAME
 
     req = session.Request(
         theorems=tuple(select(a.theorem)), scale=a.scale, seed=a.seed, examples=a.examples,
@@ -380,8 +384,9 @@ def cmd_run(a: argparse.Namespace) -> int:
     done = session.run(req, Progress())
     md, html = report.render(done.results, done.out)
     for e in done.results.theorems:
-        mark = "ok " if e.behaved else "NOT"
-        print(f"{mark} {e.id} {e.verdict:<12} {e.summary}", file=sys.stderr)
+        print(theorem_line(e), file=sys.stderr)
+    if a.json and (done.out / RESULTS_NAME).is_file():  # results.json, exactly as written
+        sys.stdout.write((done.out / RESULTS_NAME).read_text(encoding="utf-8"))
     print(f"verify: report written to {html} and {md} ({done.seconds:.0f}s)", file=sys.stderr)
     if done.interrupted:
         return EXIT_INTERRUPTED

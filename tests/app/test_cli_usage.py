@@ -5,6 +5,7 @@ and every usage error answered before torch is imported."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -102,3 +103,17 @@ def test_a_good_parse_is_also_torch_free() -> None:
             "assert a.theorem == ['T2', 'T3']\n"
             "assert 'torch' not in sys.modules, 'torch imported by the parser'\n")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=120)
+
+
+def test_run_json_prints_results_and_reasons(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert cli.main(["run", "--theorem", "T1", "--examples", "1", "--workers", "1",
+                     "--json", "--out", str(out)]) == cli.EXIT_OK
+    cap = capsys.readouterr()
+    data = json.loads(cap.out)  # stdout is the JSON alone
+    assert data == json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert [t["id"] for t in data["theorems"]] == ["T1"]
+    # T1's controls end FAIL (as expected): their progress lines say why
+    fails = [ln for ln in cap.err.splitlines() if " control " in ln and " FAIL " in ln]
+    assert fails and all(" — " in ln and "bound" in ln for ln in fails), cap.err
