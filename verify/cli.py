@@ -404,6 +404,7 @@ def cmd_check(a: argparse.Namespace) -> int:
     from verify.claims.verdict import Outcome, Verdict
     from verify.engine.memory import require_fits
     from verify.engine.setting import Context, Setting, default_device
+    from verify.report.console import stage_lines
     from verify.run.executor import pin_threads
 
     thm = select([a.theorem])[0]
@@ -415,8 +416,13 @@ def cmd_check(a: argparse.Namespace) -> int:
     require_fits([s], device, "--widths/--n", f"{','.join(map(str, a.widths))} with n={a.n}")
     s.dataset()  # validate data arguments before training
     pin_threads()
+    print(f"verify: {thm.id}: training {','.join(map(str, a.widths))} {a.activation} on "
+          f"{a.data} (n={a.n}) on {device} (first phase: {a.steps} steps; then polish, kink "
+          "stage, certificate, claim) …", file=sys.stderr, flush=True)
+    ctx = Context(tau=a.tau, device=device)
+    t0 = time.perf_counter()
     try:
-        out = run_check(thm.check, s, Context(tau=a.tau, device=device))
+        out = run_check(thm.check, s, ctx)
     except UsageError:
         raise
     except Exception as exc:  # a harness error: its own verdict and exit status
@@ -424,6 +430,8 @@ def cmd_check(a: argparse.Namespace) -> int:
         out = Outcome(Verdict.ERROR, math.nan, math.nan, math.nan,
                       f"harness error: {type(exc).__name__}: {exc} (at {where.filename}:"
                       f"{where.lineno})", details={"traceback": traceback.format_exc()})
+    for line in stage_lines([t.result for t in ctx.cache.values()], time.perf_counter() - t0):
+        print(line, file=sys.stderr, flush=True)
     rec = out.to_json()
     rec["setting"] = s.to_json()
     if a.json:

@@ -117,3 +117,15 @@ def test_run_json_prints_results_and_reasons(tmp_path: Path,
     # T1's controls end FAIL (as expected): their progress lines say why
     fails = [ln for ln in cap.err.splitlines() if " control " in ln and " FAIL " in ln]
     assert fails and all(" — " in ln and "bound" in ln for ln in fails), cap.err
+
+
+def test_check_says_what_it_trains_then_its_stages(capsys: pytest.CaptureFixture[str]
+                                                   ) -> None:
+    assert cli.main(["check", "T3", "--widths", "4,8,3", "--steps", "50", "--n", "16",
+                     "--json"]) == cli.EXIT_OK
+    cap = capsys.readouterr()
+    assert json.loads(cap.out)["verdict"] == "PASS"
+    err = cap.err.splitlines()
+    assert err[0].startswith("verify: T3: training 4,8,3 relu") and "50 steps" in err[0]
+    names = [ln.split()[0] for ln in err[1:]]
+    assert names[0] == "first" and names[-1] == "certificate" and "polish" in names

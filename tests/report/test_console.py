@@ -51,3 +51,17 @@ def test_pass_is_ok_without_reason_and_failures_say_why() -> None:
     assert line.startswith("NOT") and "got PASS, expected FAIL: held" in line
     err = check_record(verdict="ERROR", error="ZeroDivisionError")
     assert "harness error: ZeroDivisionError" in theorem_line(_summary("ERROR", False, [err], []))
+
+
+def test_stage_lines_name_each_stage_with_its_time() -> None:
+    from types import SimpleNamespace
+
+    from verify.report.console import stage_lines
+
+    r = SimpleNamespace(gd_steps=200, lbfgs_iters=7, continuation_iters=3, seconds=3.0,
+                        stages={"gd": 1.0, "lbfgs+newton": 1.5, "continuation": 0.5})
+    lines = stage_lines([r], 3.25)  # type: ignore[list-item]
+    assert [ln.split()[0] for ln in lines] == ["first", "polish", "kink", "certificate"]
+    assert "1.00s" in lines[0] and "(200 steps)" in lines[0]
+    assert "0.25s" in lines[3]
+    assert "no network trained" in stage_lines([], 0.5)[-1]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from verify.engine.train import TrainResult
     from verify.run.records import CheckRecord, TheoremSummary
 
 WIDTH = 240  # a reason longer than this is cut at a word boundary (the report has it whole)
@@ -56,3 +57,27 @@ def theorem_line(e: TheoremSummary) -> str:
     elif verdict != "PASS":
         why = f"{verdict}: no example checked"
     return f"{mark} {e.id} {verdict:<12} {e.summary}" + (f"\n      why: {why}" if why else "")
+
+
+_STAGES = (("gd", "first phase"), ("lbfgs+newton", "polish (L-BFGS, Newton)"),
+           ("continuation", "kink stage (continuation)"))
+
+
+def stage_lines(results: list[TrainResult], seconds: float) -> list[str]:
+    """The stages a check went through with their wall times: for each network it trained
+    the first phase, polish and kink stage (``TrainResult.stages``), then what is left of the
+    check's ``seconds``: certificate and claim together (they are not timed apart)."""
+    out: list[str] = []
+    for i, r in enumerate(results):
+        tag = f"network {i + 1}: " if len(results) > 1 else ""
+        iters = {"gd": f"{r.gd_steps} steps", "lbfgs+newton": f"{r.lbfgs_iters} iterations",
+                 "continuation": f"{r.continuation_iters} iterations"}
+        for key, name in _STAGES:
+            if key in r.stages:
+                out.append(f"  {tag}{name:<27} {r.stages[key]:7.2f}s  ({iters[key]})")
+        for key in sorted(set(r.stages) - {k for k, _ in _STAGES}):
+            out.append(f"  {tag}{key:<27} {r.stages[key]:7.2f}s")
+    trained = sum(r.seconds for r in results)
+    out.append(f"  {'certificate and claim':<27} {max(seconds - trained, 0.0):7.2f}s"
+               + ("" if results else "  (no network trained)"))
+    return out
