@@ -19,7 +19,9 @@ def test_names_agree_with_the_implementing_modules() -> None:
     assert activations.HOMOGENEOUS == names.HOMOGENEOUS
     assert activations.SMOOTH == names.SMOOTH
     assert data.KINDS == names.KINDS and data.LOSSES == names.LOSSES
-    assert set(data.SUPPORTED_LOSSES) <= set(names.KINDS)
+    assert data.SUPPORTED_LOSSES == names.SUPPORTED_LOSSES
+    assert set(names.SUPPORTED_LOSSES) <= set(names.KINDS)
+    assert all(set(v) <= set(names.LOSSES) for v in names.SUPPORTED_LOSSES.values())
     assert train.PRECISIONS == names.PRECISIONS
     assert tuple(SCALES) == names.SCALE_NAMES
     assert (setting.MAX_WIDTH, setting.MAX_STEPS, setting.MAX_SEED) == (

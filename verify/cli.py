@@ -30,6 +30,7 @@ from verify.names import (
     MAX_WIDTH,
     PRECISIONS,
     SCALE_NAMES,
+    SUPPORTED_LOSSES,
     max_workers,
 )
 
@@ -451,6 +452,15 @@ def cmd_check(a: argparse.Namespace) -> int:
     return EXIT_NOT_AS_EXPECTED if out.verdict == Verdict.FAIL else EXIT_OK
 
 
+def _require_loss_fits_data(kind: str, loss: str) -> None:
+    """Refuse a loss the data kind cannot take (regression data with a classification loss)
+    while parsing, before any heavy import; :func:`verify.nets.data.make_data` checks the
+    same rule."""
+    allowed = SUPPORTED_LOSSES.get(kind, LOSSES)
+    if loss not in allowed:
+        raise UsageError("--loss", loss, f"one of {', '.join(allowed)} for --data {kind}")
+
+
 def _require_checkable(thm: Any, widths: tuple[int, ...], conv: tuple[int, ...] | None
                        ) -> None:
     """Refuse up front what ``check`` cannot do with ``thm``: a theorem about something other
@@ -571,6 +581,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.command == "run":
             return cmd_run(a)
         if a.command == "check":
+            _require_loss_fits_data(a.data, a.loss)
             return cmd_check(a)
         if a.command == "regress":
             return cmd_regress(a)

@@ -16,6 +16,9 @@ ACTIVATIONS = HOMOGENEOUS[:2] + SMOOTH
 LOSSES = ("squared", "logistic", "ce")
 KINDS = ("clusters", "teacher", "whitened", "random_labels", "subspace", "digits", "diabetes",
          "mnist", "images")
+# regression-only generators: their targets are real vectors
+SUPPORTED_LOSSES = {"teacher": ("squared",), "whitened": ("squared",),
+                    "subspace": ("squared", "logistic"), "diabetes": ("squared",)}
 PRECISIONS = ("float64", "float32", "tf32")
 SCALE_NAMES = ("quick", "standard", "large")
 DEVICES = ("auto", "cpu", "cuda")

@@ -56,12 +56,14 @@ def _one_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
      "did you mean squared?"),
     (["check", "T3", "--widths", "4,4", "--loss", "zzz"], "--loss: 'zzz'", None),
     (["run", "--scale", "quik"], "--scale: 'quik'", "did you mean quick?"),
+    (["check", "T3", "--widths", "4,4", "--data", "diabetes", "--loss", "ce"],
+     "--loss='ce' is not allowed: one of squared for --data diabetes", None),
 ])
 def test_bad_names_one_line_with_suggestion(argv: list[str], named: str,
                                             suggestion: str | None,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     err = _one_line(argv, capsys)
-    assert named in err and "is not allowed: one of" in err, err
+    assert named in err and "is not allowed: one of" in err, err  # value and what is allowed
     if suggestion is None:
         assert "did you mean" not in err, err
     else:
@@ -86,6 +88,7 @@ def _fresh(argv: list[str]) -> subprocess.CompletedProcess[str]:
     ["check", "T99", "--widths", "4,4"],
     ["check", "T3", "--widths", "4,,4"],
     ["check", "T3", "--widths", "4,4", "--activation", "rleu"],
+    ["check", "T3", "--widths", "4,4", "--data", "teacher", "--loss", "ce"],
     ["audit", "m.safetensors", "--widths", "4,4", "--lam", "0.1", "--loss", "mse"],
 ])
 def test_usage_errors_arrive_before_heavy_imports(argv: list[str]) -> None:
