@@ -15,3 +15,8 @@ MODULES: tuple[str, ...] = (
     "t8_merging",
     "t9_mild_violations",
 )
+
+# The ids of the modules above, in the same order, readable without importing a theorem
+# module (the CLI validates --theorem before any heavy import); tests/test_names.py checks
+# that they equal the registry's.
+THEOREM_IDS: tuple[str, ...] = ("T0", "T1", "T2", "T3", "T4", "T5", "T6", "T7", "T8")

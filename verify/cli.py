@@ -11,14 +11,38 @@ import argparse
 import contextlib
 import json
 import math
-import re
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from verify.errors import OneLineParser, UsageError
+from verify.cli_args import (
+    MAX_EXAMPLES,
+    _channels,
+    _float_in,
+    _nonneg_int,
+    _Parser,
+    _path,
+    _positive_int,
+    _theorem_id,
+    _widths,
+    join_negative_values,
+    value_flags,
+)
+from verify.errors import UsageError
+from verify.names import (
+    ACTIVATIONS,
+    DEVICES,
+    KINDS,
+    LOSSES,
+    MAX_SEED,
+    MAX_STEPS,
+    PRECISIONS,
+    SCALE_NAMES,
+    SUPPORTED_LOSSES,
+    max_workers,
+)
 
 if TYPE_CHECKING:
     from verify.run.records import CheckRecord
@@ -29,124 +53,6 @@ EXIT_TEXT = ("Exit status: 0 all theorems behaved as expected, 1 some did not (a
              "(one line naming the value and what is allowed), 3 harness error (a check "
              "ended in ERROR: a bug, never a verdict about the theorem), 130 interrupted "
              "(Ctrl-C or SIGTERM; the same command resumes).")
-
-
-_Parser = OneLineParser  # argparse with usage errors as one line (exit 2)
-
-# Upper bounds of the integer flags: far above every use (stated in --help); larger values
-# would hang (Hypothesis drawing a billion examples) or cannot mean anything.
-MAX_EXAMPLES = 1000
-_INT = re.compile(r"[+-]?[0-9]+")
-
-
-def _bad(name: str, text: str, allowed: str) -> argparse.ArgumentTypeError:
-    # argparse prefixes "argument NAME: "; the rest names the value and what is allowed
-    return argparse.ArgumentTypeError(f"{text!r} is not allowed: {allowed}")
-
-
-def _int_in(name: str, lo: int, hi: int | None = None) -> Any:
-    """An integer in [lo, hi] (decimal ASCII digits only: '1e3', '2.5', '٣' are refused)."""
-    def conv(text: str) -> int:
-        v = int(text) if _INT.fullmatch(text.strip()) else None
-        if v is None or v < lo or (hi is not None and v > hi):
-            what = ("a positive integer" if lo == 1 else f"an integer ≥ {lo}")
-            raise _bad(name, text, what if hi is None else f"an integer in [{lo}, {hi}]")
-        return v
-
-    return conv
-
-
-def _positive_int(name: str, hi: int | None = None) -> Any:
-    return _int_in(name, 1, hi)
-
-
-def _nonneg_int(name: str, hi: int | None = None) -> Any:
-    return _int_in(name, 0, hi)
-
-
-def _float_in(name: str, lo: float, hi: float, lo_open: bool = False) -> Any:
-    def conv(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            v = math.nan
-        ok = math.isfinite(v) and (v > lo if lo_open else v >= lo) and v <= hi
-        bracket = "(" if lo_open else "["
-        if not ok:
-            raise _bad(name, text, f"a finite number in {bracket}{lo:g}, {hi:g}]")
-        return v
-
-    return conv
-
-
-def _path(name: str) -> Any:
-    def conv(text: str) -> Path:
-        if not text.strip() or "\x00" in text:
-            raise _bad(name, text, "a file system path (not empty, no NUL character)")
-        return Path(text)
-
-    return conv
-
-
-def _ints(flag: str, text: str, example: str, lo: int = 1) -> tuple[int, ...]:
-    """Comma-separated integers; an empty item (``8,,16``, a trailing comma) is refused,
-    never skipped: it is a typing mistake whose intended value is unknown."""
-    items = [p.strip() for p in text.split(",")]
-    if not all(_INT.fullmatch(p) for p in items):
-        raise _bad(flag, text, f"comma-separated positive integers, no empty items, e.g. "
-                   f"{example}")
-    from verify.engine.setting import MAX_WIDTH
-
-    out = tuple(int(p) for p in items)
-    if not all(lo <= v <= MAX_WIDTH for v in out):
-        raise _bad(flag, text, f"every item an integer in [{lo}, {MAX_WIDTH}]")
-    return out
-
-
-def _widths(text: str) -> tuple[int, ...]:
-    ws = _ints("--widths", text, "8,16,16,3")
-    if len(ws) < 2:
-        raise _bad("--widths", text, "at least two widths d_0,d_1 (depth ≥ 1)")
-    return ws
-
-
-def _channels(text: str) -> tuple[int, ...]:
-    return _ints("--conv", text, "16,32")
-
-
-def value_flags(parser: argparse.ArgumentParser) -> set[str]:
-    """The option strings of ``parser`` and its subcommands that take a value."""
-    out: set[str] = set()
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                out |= value_flags(sub)
-        elif action.option_strings and action.nargs != 0:
-            out.update(action.option_strings)
-    return out
-
-
-_NUMBERISH = re.compile(r"-(\d|\.\d|inf|nan|infinity)", re.IGNORECASE)
-
-
-def join_negative_values(argv: list[str], flags: set[str]) -> list[str]:
-    """``--tau -1e-6`` → ``--tau=-1e-6``: argparse would take ``-1e-6`` for an option and
-    answer "expected one argument"; joined, the value is parsed, then judged (and refused
-    with its name and what is allowed)."""
-    out: list[str] = []
-    i = 0
-    while i < len(argv):
-        a = argv[i]
-        if a in flags and i + 1 < len(argv) and _NUMBERISH.match(argv[i + 1]):
-            out.append(f"{a}={argv[i + 1]}")
-            i += 2
-            continue
-        if a == "--":
-            out.extend(argv[i:])
-            break
-        out.append(a)
-        i += 1
-    return out
 
 
 def _cost_text(cert: dict[str, Any]) -> str:
@@ -163,13 +69,8 @@ def _cost_text(cert: dict[str, Any]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from verify.claims.scales import SCALES
-    from verify.engine.setting import MAX_SEED, MAX_STEPS
-    from verify.engine.train import PRECISIONS
-    from verify.nets.activations import ACTIVATIONS
-    from verify.nets.data import KINDS, LOSSES
-    from verify.run.executor import max_workers
-
+    """The parser; it imports nothing heavy (the allowed values come from
+    :mod:`verify.names` and ``theorems.THEOREM_IDS``), so usage errors arrive at once."""
     p = _Parser(prog="python -m verify", description=(
         "Executable theorems on low-rank bias under weight decay: train networks to "
         "certified stationarity, measure, and report PASS / FAIL / INCONCLUSIVE / VACUOUS "
@@ -185,16 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
                        "a report", description="Draw settings with Hypothesis (seeded), train "
                        "each network to certified stationarity, check every claim and negative "
                        "control, and write results.json, report.md and report.html to --out.")
-    r.add_argument("--theorem", action="append", metavar="ID",
-                   help="theorem id (repeatable; default: all), e.g. --theorem T2")
-    r.add_argument("--scale", default="quick", choices=list(SCALES),
+    r.add_argument("--theorem", nargs="+", action="extend", type=_theorem_id("--theorem"),
+                   metavar="ID", help="theorem ids (default: all), e.g. --theorem T2 T3 or "
+                                      "--theorem T2 --theorem T3")
+    r.add_argument("--scale", default="quick", choices=list(SCALE_NAMES),
                    help="size of networks and number of examples (default: quick); large "
                         "adds width-4096 MLPs and a conv net on 32×32×3 images (TF32 first "
                         "phase on a GPU, float64 certificates; hours on a CPU for all "
                         "theorems)")
     r.add_argument("--seed", type=_nonneg_int("--seed", MAX_SEED), default=0,
                    help=f"seed for drawing settings, 0 … {MAX_SEED} (default: 0)")
-    r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+    r.add_argument("--device", default="auto", choices=list(DEVICES),
                    help="auto = cuda when present (default), else cpu")
     r.add_argument("--examples", type=_positive_int("--examples", MAX_EXAMPLES), default=None,
                    help=f"settings per theorem, 1 … {MAX_EXAMPLES}, pinned paper settings "
@@ -209,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--scheduler", metavar="ADDRESS", default=None,
                    help="run the checks on a Dask distributed scheduler, e.g. "
                         "tcp://host:8786 (default: local worker processes)")
+    r.add_argument("--json", action="store_true",
+                   help="print the run's results.json to stdout when it ends")
     r.add_argument("--out", type=_path("--out"), default=None,
                    help="output folder (default: reports/runs/<time>-<scale>-seed<seed>); "
                         "an interrupted run restarted on the same folder resumes")
@@ -218,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="check one theorem on one setting you specify",
                        description="Train one network you describe and check one theorem "
                                    "on it; prints the verdict with its evidence.")
-    c.add_argument("theorem", metavar="ID", help="theorem id, e.g. T3")
+    c.add_argument("theorem", metavar="ID", type=_theorem_id("ID"), help="theorem id, e.g. T3")
     c.add_argument("--widths", type=_widths, required=True,
                    help="d_0,d_1,...,d_L, e.g. 8,16,16,3")
     c.add_argument("--activation", default="relu", choices=list(ACTIVATIONS))
@@ -242,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--precision", default="float64", choices=list(PRECISIONS),
                    help="precision of the GD phase; polish and certificate are always float64 "
                         "(default: float64; tf32 = float32 on a CPU)")
-    c.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+    c.add_argument("--device", default="auto", choices=list(DEVICES),
                    help="auto = cuda when present (default), else cpu")
     c.add_argument("--tau", type=_float_in("--tau", 0.0, 1.0, lo_open=True), default=1e-6)
     c.add_argument("--json", action="store_true", help="print the outcome as JSON")
@@ -313,6 +217,8 @@ class Progress:
         self.stream = stream if stream is not None else sys.stderr
 
     def __call__(self, rec: CheckRecord, done: int, total: int) -> None:
+        from verify.report.console import record_reason
+
         el = time.perf_counter() - self.t0
         eta = el / done * (total - done)
         what = f"control {rec.name!r}" if rec.name is not None else f"example {rec.index}"
@@ -324,7 +230,7 @@ class Progress:
             flag = f"  (expected {rec.expected})"
         print(f"[{done:>3}/{total}] {rec.theorem} {what:<28} {rec.verdict:<12}{rtxt}"
               f"  {rec.seconds:.1f}s{flag}{_cost_text(cert)}   elapsed {el:.0f}s, "
-              f"~{eta:.0f}s left",
+              f"~{eta:.0f}s left{record_reason(rec)}",
               file=self.stream, flush=True)
 
 
@@ -349,7 +255,9 @@ def cmd_run(a: argparse.Namespace) -> int:
     from verify import report
     from verify.claims.theorem import select
     from verify.engine.setting import default_device
+    from verify.report.console import theorem_line
     from verify.run import session
+    from verify.run.results import RESULTS_NAME
 
     req = session.Request(
         theorems=tuple(select(a.theorem)), scale=a.scale, seed=a.seed, examples=a.examples,
@@ -359,8 +267,9 @@ def cmd_run(a: argparse.Namespace) -> int:
     done = session.run(req, Progress())
     md, html = report.render(done.results, done.out)
     for e in done.results.theorems:
-        mark = "ok " if e.behaved else "NOT"
-        print(f"{mark} {e.id} {e.verdict:<12} {e.summary}", file=sys.stderr)
+        print(theorem_line(e), file=sys.stderr)
+    if a.json and (done.out / RESULTS_NAME).is_file():  # results.json, exactly as written
+        sys.stdout.write((done.out / RESULTS_NAME).read_text(encoding="utf-8"))
     print(f"verify: report written to {html} and {md} ({done.seconds:.0f}s)", file=sys.stderr)
     if done.interrupted:
         return EXIT_INTERRUPTED
@@ -378,6 +287,7 @@ def cmd_check(a: argparse.Namespace) -> int:
     from verify.claims.verdict import Outcome, Verdict
     from verify.engine.memory import require_fits
     from verify.engine.setting import Context, Setting, default_device
+    from verify.report.console import stage_lines
     from verify.run.executor import pin_threads
 
     thm = select([a.theorem])[0]
@@ -389,8 +299,13 @@ def cmd_check(a: argparse.Namespace) -> int:
     require_fits([s], device, "--widths/--n", f"{','.join(map(str, a.widths))} with n={a.n}")
     s.dataset()  # validate data arguments before training
     pin_threads()
+    print(f"verify: {thm.id}: training {','.join(map(str, a.widths))} {a.activation} on "
+          f"{a.data} (n={a.n}) on {device} (first phase: {a.steps} steps; then polish, kink "
+          "stage, certificate, claim) …", file=sys.stderr, flush=True)
+    ctx = Context(tau=a.tau, device=device)
+    t0 = time.perf_counter()
     try:
-        out = run_check(thm.check, s, Context(tau=a.tau, device=device))
+        out = run_check(thm.check, s, ctx)
     except UsageError:
         raise
     except Exception as exc:  # a harness error: its own verdict and exit status
@@ -398,6 +313,8 @@ def cmd_check(a: argparse.Namespace) -> int:
         out = Outcome(Verdict.ERROR, math.nan, math.nan, math.nan,
                       f"harness error: {type(exc).__name__}: {exc} (at {where.filename}:"
                       f"{where.lineno})", details={"traceback": traceback.format_exc()})
+    for line in stage_lines([t.result for t in ctx.cache.values()], time.perf_counter() - t0):
+        print(line, file=sys.stderr, flush=True)
     rec = out.to_json()
     rec["setting"] = s.to_json()
     if a.json:
@@ -415,6 +332,15 @@ def cmd_check(a: argparse.Namespace) -> int:
     if out.verdict == Verdict.ERROR:
         return EXIT_ERROR
     return EXIT_NOT_AS_EXPECTED if out.verdict == Verdict.FAIL else EXIT_OK
+
+
+def _require_loss_fits_data(kind: str, loss: str) -> None:
+    """Refuse a loss the data kind cannot take (regression data with a classification loss)
+    while parsing, before any heavy import; :func:`verify.nets.data.make_data` checks the
+    same rule."""
+    allowed = SUPPORTED_LOSSES.get(kind, LOSSES)
+    if loss not in allowed:
+        raise UsageError("--loss", loss, f"one of {', '.join(allowed)} for --data {kind}")
 
 
 def _require_checkable(thm: Any, widths: tuple[int, ...], conv: tuple[int, ...] | None
@@ -537,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.command == "run":
             return cmd_run(a)
         if a.command == "check":
+            _require_loss_fits_data(a.data, a.loss)
             return cmd_check(a)
         if a.command == "regress":
             return cmd_regress(a)

@@ -7,7 +7,9 @@ one line and exits with status 2; the Python API lets it propagate.
 from __future__ import annotations
 
 import argparse
+import difflib
 import re
+from collections.abc import Iterable
 from typing import NoReturn
 
 
@@ -24,6 +26,14 @@ def require(ok: bool, name: str, value: object, allowed: str) -> None:
     """Raise :class:`UsageError` unless ``ok``."""
     if not ok:
         raise UsageError(name, value, allowed)
+
+
+def did_you_mean(value: object, allowed: Iterable[object]) -> str:
+    """``"; did you mean relu?"`` for the allowed value closest to ``value`` (difflib's ratio
+    ≥ 0.6, case ignored), or ``""`` when none is close."""
+    names = {str(a).lower(): str(a) for a in allowed}
+    near = difflib.get_close_matches(str(value).lower(), list(names), n=1, cutoff=0.6)
+    return f"; did you mean {names[near[0]]}?" if near else ""
 
 
 class DataUnavailable(UsageError):
@@ -65,5 +75,8 @@ class OneLineParser(argparse.ArgumentParser):
             m = pattern.fullmatch(message)
             if m:
                 message = text.format(**m.groupdict())
+                if "ok" in m.groupdict():  # an invalid choice: suggest the closest one
+                    val = re.sub(r"^'(.*)'$", r"\1", m["val"])
+                    message += did_you_mean(val, re.findall(r"'((?:[^'\\]|\\.)*)'", m["ok"]))
                 break
         raise UsageError("arguments", None, message, f"{message} (see `{self.prog} --help`)")

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from verify.errors import did_you_mean
+
 if TYPE_CHECKING:
     from _pytest._code.code import TerminalRepr
 
@@ -108,7 +110,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         thm = known.get(i.upper()) or known.get(i)
         if thm is None:
             raise pytest.UsageError(f"--verify-theorem={i!r} is not allowed: one of "
-                                    f"{', '.join(known)}")
+                                    f"{', '.join(known)}{did_you_mean(i, known)}")
         if thm not in wanted:
             wanted.append(thm)
     collector = TheoremCollector.from_parent(session, name="verify", nodeid="verify",

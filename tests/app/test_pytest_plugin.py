@@ -106,6 +106,11 @@ def test_unknown_theorem_is_a_usage_error(pytester: pytest.Pytester) -> None:
     res = _run(pytester, "--verify-theorem", "T99")
     assert res.ret == pytest.ExitCode.USAGE_ERROR
     res.stderr.fnmatch_lines(["*--verify-theorem='T99' is not allowed: one of T0, T1*"])
+    assert "did you mean" not in res.stderr.str()
+    res = _run(pytester, "--verify-theorem", "T33")
+    assert res.ret == pytest.ExitCode.USAGE_ERROR
+    res.stderr.fnmatch_lines(["*--verify-theorem='T33' is not allowed: one of T0*; did you "
+                              "mean T3?*"])
 
 
 def test_inert_without_the_flag(pytester: pytest.Pytester) -> None:

@@ -28,7 +28,7 @@ from verify.claims.scales import Scale
 from verify.claims.verdict import Outcome, Verdict
 from verify.engine.certificate import Certificate
 from verify.engine.setting import Context, Trained
-from verify.errors import DataUnavailable, NotJudgeable, require
+from verify.errors import DataUnavailable, NotJudgeable, did_you_mean, require
 from verify.nets.activations import HOMOGENEOUS
 from verify.nets.network import Network
 from verify.nets.objective import Objective
@@ -135,7 +135,8 @@ def select(ids: list[str] | None) -> list[Theorem]:
     if not ids:
         return list(reg.values())
     for i in ids:
-        require(i.upper() in reg, "--theorem", i, f"one of {', '.join(reg)}")
+        require(i.upper() in reg, "--theorem", i,
+                f"one of {', '.join(reg)}" + did_you_mean(i, reg))
     return [reg[i.upper()] for i in dict.fromkeys(ids)]
 
 

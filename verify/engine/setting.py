@@ -23,6 +23,7 @@ from verify.engine.certificate import Certificate, certify
 from verify.engine.residual import Stationarity
 from verify.engine.train import OPTIMIZERS, PRECISIONS, Observer, TrainConfig, TrainResult, train
 from verify.errors import NotJudgeable, require
+from verify.names import MAX_SEED, MAX_STEPS, MAX_WIDTH
 from verify.nets import data as datasets
 from verify.nets.activations import ACTIVATIONS, Params
 from verify.nets.conv2d import ConvNet
@@ -34,9 +35,6 @@ from verify.nets.objective import Objective
 # Largest values a setting may hold: far above every scale (the large scale's widths are
 # 4096, its step counts in the thousands); a bigger value is a typing mistake, refused up
 # front instead of hanging or exhausting memory (memory itself: verify.engine.memory).
-MAX_WIDTH = 2**20
-MAX_STEPS = 10**7
-MAX_SEED = 2**31 - 1
 
 
 @dataclass(frozen=True)

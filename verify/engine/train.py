@@ -34,6 +34,7 @@ from verify.engine.residual import BAND, relative_residual
 from verify.engine.sgd import batches, on_batch
 from verify.engine.status import TrainStatus
 from verify.errors import require
+from verify.names import PRECISIONS
 from verify.nets.activations import KinkSlopes, Params
 from verify.nets.data import check_finite
 from verify.nets.objective import Objective
@@ -44,7 +45,6 @@ OPTIMIZERS = ("gd", "momentum", "adam")
 # Precision of the first (GD/SGD) phase. Polishing and the certificate are always float64:
 # a verdict never rests on a low-precision gradient. "tf32" is float32 storage with
 # TensorFloat-32 matmuls on CUDA (10-bit mantissa products); on a CPU it is plain float32.
-PRECISIONS = ("float64", "float32", "tf32")
 
 
 Observer = Callable[[int, Params], None]

@@ -13,16 +13,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from verify.names import ACTIVATIONS, HOMOGENEOUS, SMOOTH  # noqa: F401  (torch-free)
+
 Params = tuple[Tensor, ...]
-
-
-HOMOGENEOUS = ("relu", "leaky_relu", "identity")
-
-
-SMOOTH = ("tanh", "softplus", "identity")
-
-
-ACTIVATIONS = HOMOGENEOUS[:2] + SMOOTH
 
 
 LEAKY_SLOPE = 0.1

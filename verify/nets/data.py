@@ -18,13 +18,7 @@ import torch
 from torch import Tensor
 
 from verify.errors import DataUnavailable, UsageError, require
-
-LOSSES = ("squared", "logistic", "ce")
-KINDS = ("clusters", "teacher", "whitened", "random_labels", "subspace", "digits", "diabetes",
-         "mnist", "images")
-# regression-only generators: their targets are real vectors
-SUPPORTED_LOSSES = {"teacher": ("squared",), "whitened": ("squared",),
-                    "subspace": ("squared", "logistic"), "diabetes": ("squared",)}
+from verify.names import KINDS, LOSSES, SUPPORTED_LOSSES
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any, Protocol
 
 from verify.errors import UsageError
+from verify.names import max_workers  # noqa: F401  (torch-free: the CLI validates early)
 
 MMAP_THRESHOLD = 16 * 2**20
 
@@ -40,12 +41,6 @@ MMAP_THRESHOLD = 16 * 2**20
 # A worker process that dies while running a check (killed, out of memory, a crash in a
 # native library) costs that check one retry; dying again makes it an ERROR record.
 ATTEMPTS = 2
-
-
-def max_workers() -> int:
-    """The most worker processes a run may ask for: 4 per CPU core (each worker runs one
-    torch thread; more than that only adds memory and start-up time)."""
-    return 4 * (os.cpu_count() or 1)
 
 
 Lost = Callable[[Any, str], Any]
