@@ -84,3 +84,21 @@ def test_layers_contract_is_kept() -> None:
     bad = [(a, b) for a in g.modules for b in g.find_modules_directly_imported_by(a)
            if layer(a) is not None and layer(b) is not None and layer(a) > layer(b)]
     assert bad == [], f"imports against the layers: {bad}"
+
+
+MAX_LINES = 500  # README "Layout": a module a newcomer reads in one sitting
+MAX_MODULES = 12  # per folder
+
+
+def test_modules_and_folders_stay_small() -> None:
+    big = {str(p.relative_to(ROOT)): n for p in (*ROOT.glob("verify/**/*.py"),
+                                                 *ROOT.glob("theorems/*.py"))
+           if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert big == {}, f"modules over {MAX_LINES} lines: {big}"
+    crowded = {}
+    for folder in (ROOT / "verify", *(p for p in (ROOT / "verify").rglob("*") if p.is_dir()),
+                   ROOT / "theorems"):
+        mods = [p for p in folder.glob("*.py") if p.name != "__init__.py"]
+        if len(mods) > MAX_MODULES:
+            crowded[str(folder.relative_to(ROOT))] = len(mods)
+    assert crowded == {}, f"folders with more than {MAX_MODULES} modules: {crowded}"
