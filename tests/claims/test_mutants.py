@@ -163,7 +163,7 @@ REGISTRY: dict[str, Entry] = {
         Knob("(c)", lambda e: _c(T4, sr_error=e)),
         Knob("(t)", lambda e: _c(T4, decay_lam=1 + e))),
         left_out={1: "digits ReLU net: 35–60 s to certify on one core (same parts as #0)"}),
-    "T5": Entry(T5, (0, 1), (
+    "T5": Entry(T5, (0, 1, 2), (
         Mutant("rank bound ⌊½·min(d_out, d_in, B·m)⌋", "constant", _c(T5, rank_scale=0.5),
                ("(a)",), (0, 1)),
         Mutant("conv layer's m counted as 1", "pairing", _c(T5, conv_m=1), ("(a) conv",),
