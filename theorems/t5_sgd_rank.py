@@ -174,7 +174,9 @@ def _eps_rank(sv: torch.Tensor, s: Setting, m: int = 1, eps_scale: float = 1.0) 
     if norms[T - steps] > 2 * norms[T]:
         return unmet(what=what, why=f"‖W_(T−s)‖ = {float(norms[T - steps]):.3g} > 2‖W_T‖: the "
                      "heuristic's norm assumption is not met", measured=measured, bound=bound)
-    return judge(measured, float(steps * B * m), float(d), what, require_certificate=False)
+    # the claim's constant (``eps_scale``) scales the judged bound, not only the vacuity test
+    return judge(measured, eps_scale * float(steps * B * m), float(d), what,
+                 require_certificate=False)
 
 
 # ----------------------------------------------------------------------------------------
