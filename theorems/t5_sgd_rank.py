@@ -67,13 +67,15 @@ class Claim:
     tests/claims/test_mutants.py): (a) the rank bound scaled by ``rank_scale`` (floored), the
     conv layer's m claimed as ``conv_m``; (b) the bound scaled by ``bound_scale`` (at the
     true claim's worst pair); (c) the ε-rank bound scaled by ``eps_scale``; (e)
-    ``noise_half`` in place of the ½."""
+    ``noise_half`` in place of the ½; (d) every study's claimed sign multiplied by
+    ``trend_sign`` (−1: the rank moves the other way)."""
 
     rank_scale: float = 1.0
     conv_m: int | None = None
     bound_scale: float = 1.0
     eps_scale: float = 1.0
     noise_half: float = 0.5
+    trend_sign: int = 1
 
 
 CLAIM = Claim()
@@ -172,7 +174,9 @@ def _eps_rank(sv: torch.Tensor, s: Setting, m: int = 1, eps_scale: float = 1.0) 
     if norms[T - steps] > 2 * norms[T]:
         return unmet(what=what, why=f"‖W_(T−s)‖ = {float(norms[T - steps]):.3g} > 2‖W_T‖: the "
                      "heuristic's norm assumption is not met", measured=measured, bound=bound)
-    return judge(measured, float(steps * B * m), float(d), what, require_certificate=False)
+    # the claim's constant (``eps_scale``) scales the judged bound, not only the vacuity test
+    return judge(measured, eps_scale * float(steps * B * m), float(d), what,
+                 require_certificate=False)
 
 
 # ----------------------------------------------------------------------------------------
@@ -314,18 +318,19 @@ def _effect(study: Study, values: tuple[float, ...], sign: int) -> Outcome:
                  f"{study.field} ({ends[0]:.3g} → {ends[1]:.3g})", require_certificate=False)
 
 
-def check_study(ts: TrendStudy, ctx: Context) -> Outcome:
+def check_study(ts: TrendStudy, ctx: Context, claim: Claim = CLAIM) -> Outcome:
     """(d) on the settled runs that fit, under ``ts.protocol``; ``ts.also`` reported beside."""
     study = ts.run(ctx, ts.protocol)
-    parts = {m: _judged(study, m, ts.sign, ts.base.seed) for m in METRICS}
+    sign = ts.sign * claim.trend_sign
+    parts = {m: _judged(study, m, sign, ts.base.seed) for m in METRICS}
     if ts.effect and study.usable():
-        parts["effect"] = _effect(study, ts.values, ts.sign)
+        parts["effect"] = _effect(study, ts.values, sign)
     details: dict[str, Any] = {"protocol": ts.protocol.describe(),
                                **study.details(METRICS)}
     series: dict[str, Any] = dict(study.series(METRICS))
     if ts.also is not None:
         other = ts.run(ctx, ts.also)
-        rep = {m: _judged(other, m, ts.sign, ts.base.seed) for m in METRICS}
+        rep = {m: _judged(other, m, sign, ts.base.seed) for m in METRICS}
         details["also"] = {"protocol": ts.also.describe(), "confound": ts.confound,
                            "trends": {m: o.to_json() for m, o in rep.items()},
                            **other.details(METRICS)}
@@ -334,12 +339,13 @@ def check_study(ts: TrendStudy, ctx: Context) -> Outcome:
             tr = other.trend(m, ts.base.seed)
             parts[m] = noted(parts[m], f"under {ts.also.describe()} (reported, not judged): "
                              f"ρ = {tr.rho:.3g}, CI [{tr.lo:.3g}, {tr.hi:.3g}], {o.verdict} "
-                             f"for sign {ts.sign:+d}; {ts.confound}")
+                             f"for sign {sign:+d}; {ts.confound}")
     return combine(parts, details, series)
 
 
-def check_any(s: Setting | TrendStudy, ctx: Context) -> Outcome:
-    return check_study(s, ctx) if isinstance(s, TrendStudy) else check(s, ctx)
+def check_any(s: Setting | TrendStudy, ctx: Context, claim: Claim = CLAIM) -> Outcome:
+    return (check_study(s, ctx, claim) if isinstance(s, TrendStudy)
+            else check(s, ctx, claim=claim))
 
 
 TREND_SEEDS = 3

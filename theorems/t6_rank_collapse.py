@@ -82,11 +82,13 @@ def settings(draw: st.DrawFn, scale: Scale) -> Setting:
 class Claim:
     """The pieces of the claim; the defaults are the theorem. False variants (mutants,
     tests/claims/test_mutants.py): the bound scaled by ``bound_scale``, K replaced by
-    K + ``rank_offset`` in D_K, every trend's claimed sign multiplied by ``trend_sign``."""
+    K + ``rank_offset`` in D_K, every trend's claimed sign multiplied by ``trend_sign``, the
+    exponent of "proportionally" claimed as ``slope``."""
 
     bound_scale: float = 1.0
     rank_offset: int = 0
     trend_sign: int = 1
+    slope: float = 1.0
 
 
 CLAIM = Claim()
@@ -167,7 +169,7 @@ def check_sweep(sw: Sweep, ctx: Context, claim: Claim = CLAIM) -> Outcome:
         slopes[f"layer {ell}"] = asdict(sl)
         what = f"d_K(W_{ell}) ∝ (TCV_{ell}/λ)^p"
         parts[f"proportional, layer {ell}"] = (
-            judge_slope(slope=sl, claimed=1.0, what=what) if sl.runs >= 2 else
+            judge_slope(slope=sl, claimed=claim.slope, what=what) if sl.runs >= 2 else
             vacuous(what=what, why=f"d_K = 0 within the residual at {sl.dropped} of "
                     f"{len(mine)} networks: the layer sits at rank K, no exponent to measure"))
     # the exact bound on every network of the sweep, too

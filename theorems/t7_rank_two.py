@@ -63,10 +63,13 @@ class Claim:
     """The pieces of the claim; the defaults are the theorem. False variants (mutants,
     tests/claims/test_mutants.py): every bound scaled by ``bound_scale``; the exact bound
     without the spread of the per-sample gradients (``spread`` False: V rank one at every
-    stationary point)."""
+    stationary point); the phenomenon's trends with their claimed sign multiplied by
+    ``trend_sign``, and V near rank ``rank`` instead of two."""
 
     bound_scale: float = 1.0
     spread: bool = True
+    trend_sign: int = 1
+    rank: float = 2.0
 
 
 CLAIM = Claim()
@@ -201,7 +204,7 @@ class Phenomenon:
                 "batch": b.batch, "n": b.n, "seed": b.seed, "base": b.to_json()}
 
 
-def _near_rank_two(study: Study) -> Outcome:
+def _near_rank_two(study: Study, claim: Claim = CLAIM) -> Outcome:
     """V near rank two where it fits: the smallest median numerical rank of V over the
     (μ > 0, width) cells with used runs, against 2."""
     cells = [c for c in study.cells(SHAPE) if c["lam"] > 0 and c["used"]]
@@ -214,21 +217,21 @@ def _near_rank_two(study: Study) -> Outcome:
                        if r.point["lam"] == c["lam"] and r.point["width"] == c["width"])
         medians[(c["lam"], c["width"])] = ranks[len(ranks) // 2]
     (mu, w), best = min(medians.items(), key=lambda kv: (kv[1], kv[0]))
-    return judge(best, 2.0, 2.0, f"{what} (μ = {mu:g}, width {w:g})",
+    return judge(best, claim.rank, claim.rank, f"{what} (μ = {mu:g}, width {w:g})",
                  require_certificate=False)
 
 
-def check_phenomenon(ph: Phenomenon, ctx: Context) -> Outcome:
+def check_phenomenon(ph: Phenomenon, ctx: Context, claim: Claim = CLAIM) -> Outcome:
     """The phenomenon part (module doc): the fall from the μ = 0 control, and rank two."""
     study = ph.run(ctx)
     parts: dict[str, Outcome] = {}
     for m, name in (("d_2", "d_2(V)"), ("sigma3/sigma1", "σ_3/σ_1")):
-        tr = judge_trend_on(trend=study.trend(m, ph.base.seed), sign=-1,
+        tr = judge_trend_on(trend=study.trend(m, ph.base.seed), sign=-claim.trend_sign,
                             what=f"{name} vs μ (μ = 0 control, same {ph.steps()} steps; "
                                  "within widths)", used=len(study.usable()),
                             levels=study.levels(), excluded=study.excluded())
         parts[m] = noted(tr, _levels_note(study, m))
-    parts["rank two"] = noted(_near_rank_two(study), _levels_note(study, "rank_tol"))
+    parts["rank two"] = noted(_near_rank_two(study, claim), _levels_note(study, "rank_tol"))
     return combine(parts, study.details(SHAPE), study.series(SHAPE))
 
 
@@ -241,7 +244,7 @@ def _levels_note(study: Study, metric: str) -> str:
 
 
 def check(s: Setting | Phenomenon, ctx: Context, claim: Claim = CLAIM) -> Outcome:
-    return (check_phenomenon(s, ctx) if isinstance(s, Phenomenon)
+    return (check_phenomenon(s, ctx, claim) if isinstance(s, Phenomenon)
             else check_bound(s, ctx, claim))
 
 

@@ -20,7 +20,7 @@ checkable there). Alignment at a stationary point is exact for every differentia
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hypothesis import strategies as st
@@ -40,11 +40,23 @@ from verify.engine.setting import Context, Setting
 from verify.measure.trend import rank_trend
 from verify.measure.violations import KINDS, SIZE, Family, Point, measure
 
+
+@dataclass(frozen=True)
+class Claim:
+    """The pieces of the claim; the default is the theorem. False variant (mutant,
+    tests/claims/test_mutants.py): every trend's claimed sign multiplied by ``trend_sign``
+    (−1: the deviation shrinks as the violation grows)."""
+
+    trend_sign: int = 1
+
+
+CLAIM = Claim()
+
 # which deviation each family's trend is about (the others are reported)
 JUDGED = {"biases": ("balance",), "softplus": ("balance",), "sgd": ("alignment", "balance")}
 
 
-def _trend(fam: Family, points: list[Point], which: str) -> Outcome:
+def _trend(fam: Family, points: list[Point], which: str, claim: Claim = CLAIM) -> Outcome:
     """Spearman ρ of the excess of ``which`` against the size, over the networks that count
     (finite; stationary, except for the SGD family whose size is the distance from it)."""
     used = [p for p in points if p.finite and (p.stationary or fam.kind == "sgd")]
@@ -59,7 +71,8 @@ def _trend(fam: Family, points: list[Point], which: str) -> Outcome:
     design = None if fam.kind == "sgd" else x  # SGD's sizes are measured, not a design
     tr = rank_trend(x, y, design=design, seed=fam.base.seed)
     levels = len(set(x))
-    out = judge_trend_on(trend=tr, sign=+1, what=f"{which} deviation vs {SIZE[fam.kind]}",
+    out = judge_trend_on(trend=tr, sign=claim.trend_sign,
+                         what=f"{which} deviation vs {SIZE[fam.kind]}",
                          used=len(used), levels=levels, excluded=excluded,
                          unit="networks")
     return noted(out, _levels(used, which))
@@ -77,7 +90,7 @@ def _levels(points: list[Point], which: str) -> str:
     return f"{which} deviation by size: " + ", ".join(f"{v:.3g}: {at(v):.3g}" for v in sizes)
 
 
-def check(fam: Family, ctx: Context) -> Outcome:
+def check(fam: Family, ctx: Context, claim: Claim = CLAIM) -> Outcome:
     points = measure(fam, ctx)
     rows = [p.to_json() for p in points]
     details: dict[str, Any] = {"family": fam.kind, "size": SIZE[fam.kind], "rows": rows}
@@ -86,7 +99,7 @@ def check(fam: Family, ctx: Context) -> Outcome:
               "balance": [p.deviation.balance for p in points],
               "residual": [p.deviation.residual for p in points]}
     if fam.kind in JUDGED:
-        parts = {w: _trend(fam, points, w) for w in JUDGED[fam.kind]}
+        parts = {w: _trend(fam, points, w, claim) for w in JUDGED[fam.kind]}
         return combine(parts, details, series)
     ok = [p for p in points if p.finite]
     bal = sum(p.deviation.balance for p in ok) / len(ok) if ok else math.nan

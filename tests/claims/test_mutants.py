@@ -1,6 +1,6 @@
 """Mutation meta-tests (issue 11): every check can fail, and the suite proves it.
 
-For every theorem T0–T8 a registry holds false variants of its claim (mutants) — a wrong
+For every theorem T0–T8 and MV a registry holds false variants of its claim (mutants) — a wrong
 constant, projector, convention, layer pairing, sign, or a small relative error — each a
 replacement of one piece of the theorem's ``Claim`` record, run through the theorem's own
 public ``check(setting, ctx, claim=...)`` on its pinned settings. The tests assert:
@@ -38,6 +38,7 @@ from theorems import (
     t6_rank_collapse,
     t7_rank_two,
     t8_merging,
+    t9_mild_violations,
 )
 from verify.claims.scales import SCALES
 from verify.claims.verdict import Outcome
@@ -99,6 +100,12 @@ class Entry:
     # pinned settings left out of this module, and why (they are run by tests/claims/
     # test_theorems.py and by `verify run`)
     left_out: Mapping[int, str] = field(default_factory=dict)
+    # part prefix → why no claim can make it FAIL on the pinned settings (VACUOUS by
+    # structure, or judged on uncertified nets); asserted VACUOUS or INCONCLUSIVE in the
+    # real run, so the reason cannot go stale silently
+    exempt: Mapping[str, str] = field(default_factory=dict)
+    # the module's check that takes ``claim=`` for every kind of pinned setting
+    check: str = "check"
 
 
 def _c(module: ModuleType, **pieces: Any) -> Any:
@@ -107,6 +114,7 @@ def _c(module: ModuleType, **pieces: Any) -> Any:
 
 T0, T1, T2, T3, T4 = t0_calibration, t1_euler, t2_alignment, t3_norms, t4_data_span
 T5, T6, T7, T8 = t5_sgd_rank, t6_rank_collapse, t7_rank_two, t8_merging
+MV = t9_mild_violations
 
 REGISTRY: dict[str, Entry] = {
     "T0": Entry(T0, (0,), (
@@ -155,7 +163,7 @@ REGISTRY: dict[str, Entry] = {
         Knob("(c)", lambda e: _c(T4, sr_error=e)),
         Knob("(t)", lambda e: _c(T4, decay_lam=1 + e))),
         left_out={1: "digits ReLU net: 35–60 s to certify on one core (same parts as #0)"}),
-    "T5": Entry(T5, (0, 1), (
+    "T5": Entry(T5, (0, 1, 2), (
         Mutant("rank bound ⌊½·min(d_out, d_in, B·m)⌋", "constant", _c(T5, rank_scale=0.5),
                ("(a)",), (0, 1)),
         Mutant("conv layer's m counted as 1", "pairing", _c(T5, conv_m=1), ("(a) conv",),
@@ -168,18 +176,32 @@ REGISTRY: dict[str, Entry] = {
         Mutant("(c) constant 10⁻⁴ of m·B·log(2/ε)/(ηλ)", "constant", _c(T5, eps_scale=1e-4),
                ("(c)",), (0, 1)),
         Mutant("(e) without the ½", "constant", _c(T5, noise_half=1.0), ("(e)",), (1,)),
+        Mutant("(d) rank grows with λ (sign reversed)", "sign", _c(T5, trend_sign=-1),
+               ("rank_tol", "stable_rank"), (2,)),
     ), (Knob("(a)", lambda e: _c(T5, rank_scale=1 - e)),
         Knob("(b)", lambda e: _c(T5, bound_scale=1 - e)),
         Knob("(e)", lambda e: _c(T5, noise_half=0.5 * (1 + e)), 1)),
-        one_sided={"(c)": "the paper's heuristic ε-rank form needs T ≥ log(2/ε)/(ηλ) "
-                          "unrolled steps; shorter trajectories are INCONCLUSIVE (THEOREMS.md "
-                          "T5(c)), and every stable (η, λ) at these widths is that short"}),
+        # (c) was one-sided while the pinned trajectories were shorter than log(2/ε)/(ηλ);
+        # at their settle steps they are long enough, so (c) is judged and can FAIL
+        left_out={3: "the η study: the same (d) parts, judge and sign piece as the λ study "
+                     "#2, 9 SGD runs retrained per claim (51 s measured on two shared "
+                     "cores, against 12 s for #2); INCONCLUSIVE at the quick scale",
+                  4: "the B study: the same (d) parts and sign piece as #2, under two "
+                     "protocols (18 SGD runs retrained per claim)"},
+        check="check_any"),
     "T6": Entry(T6, (0, 1), (
         Mutant("rank ≤ K−2 at stationarity (no within-class term)", "constant",
                _c(T6, rank_offset=-2, bound_scale=1e-6), ("layer",)),
         Mutant("every trend with the opposite sign", "sign", _c(T6, trend_sign=-1),
                ("d_K", "σ_{K+1}"), (1,)),
-    ), (Knob("layer", lambda e: _c(T6, bound_scale=1 - e)),)),
+        # measured CI of layer 1's exponent [−0.96, 1.57]: −1 is excluded only just
+        Mutant("d_K ∝ (TCV_ℓ/λ)^(−2) (exponent of the other sign)", "sign", _c(T6, slope=-2.0),
+               ("proportional, layer 1",), (1,)),
+    ), (Knob("layer", lambda e: _c(T6, bound_scale=1 - e)),),
+        exempt={"proportional, layer 2": "d_K(W_2) = 0 within the residual on all 6 "
+                                         "nets of the quick sweep (the layer sits at rank K): "
+                                         "no exponent to measure, VACUOUS under any claimed "
+                                         "exponent"}),
     "T7": Entry(T7, (0, 2), (
         Mutant("exact bound without the per-sample spread (V rank one at stationarity)",
                "constant", _c(T7, spread=False), ("exact",), (2,)),
@@ -188,17 +210,43 @@ REGISTRY: dict[str, Entry] = {
     ), (Knob("exact", lambda e: _c(T7, bound_scale=1 - e), 2),),
         one_sided={"paper": "ε̂ (a maximum over sampled batches) underestimates ε, so "
                             "D > bound(ε̂) is INCONCLUSIVE, never FAIL (THEOREMS.md T7)"},
-        left_out={1: "plain-SGD digits net (same parts as #0)"}),
-    "T8": Entry(T8, (0,), (
+        left_out={1: "plain-SGD digits net (same parts as #0)",
+                  3: "the diabetes phenomenon: 12 SGD runs retrained per claim (33 s measured "
+                     "on two shared cores; studies bypass the realise cache), and its 'rank "
+                     "two' part FAILs under the true claim at the quick scale (median "
+                     "rank_tol 9), which the coverage test rejects; Claim's trend_sign and "
+                     "rank are its false variants",
+                  4: "the digits phenomenon: the same parts as #3 (27 s; 'rank two' FAILs "
+                     "with median rank_tol 11)"}),
+    "T8": Entry(T8, (0, 2), (
+        Mutant("the sum's loss gap grows with width (sign reversed)", "sign",
+               _c(T8, trend_sign=-1), ("gap closes",)),
+        Mutant("the claim on the loss, no allowance (every width)", "constant",
+               _c(T8, metric="loss"), ("claim at width",)),
         Mutant("leakage bound paired with the task's own first layer", "pairing",
-               _c(T8, own_layer=True), ("leakage",)),
-        Mutant("leakage bound halved", "constant", _c(T8, leak_scale=0.5), ("leakage",)),
-        Mutant("the claim on the loss, no allowance", "constant", _c(T8, metric="loss"),
-               ("claim",)),
-    ), (Knob("leakage", lambda e: _c(T8, leak_scale=1 - e)),),
-        left_out={1: "deep linear pair (same parts as #0)", 2: "deep ReLU pair (same parts)",
+               _c(T8, own_layer=True), ("leakage",), (2,)),
+        Mutant("leakage bound halved", "constant", _c(T8, leak_scale=0.5), ("leakage",),
+               (2,)),
+    ), (Knob("leakage", lambda e: _c(T8, leak_scale=1 - e), 2),),
+        exempt={"claim on": "the deep ReLU pair #2 is not certified at the quick scale "
+                            "(kinks), so its claim parts are INCONCLUSIVE under any claim "
+                            "(require_certified); the same merge_parts judge is made to FAIL "
+                            "on #0 ('claim at width', metric = loss)"},
+        left_out={1: "the shallow ReLU width series: not certified at the quick scale (GD "
+                     "only), so its claim parts are INCONCLUSIVE under any claim; same parts "
+                     "as the deep linear series #0",
                   3: "the overlap search (≥ 14 s; it has no part of its own: it searches the "
                      "angle where the claim's parts break)"}),
+    "MV": Entry(MV, (0, 2), (
+        Mutant("the deviation shrinks as the violation grows (sign reversed)", "sign",
+               _c(MV, trend_sign=-1), ("balance",), (0, 2)),
+        Mutant("the deviation shrinks as the violation grows (sign reversed)", "sign",
+               _c(MV, trend_sign=-1), ("alignment",), (2,)),
+    ), left_out={1: "the softplus family: the same part (balance) and sign piece as #0",
+                 3: "tanh: no size to vary, VACUOUS under any claim (reported, not judged)",
+                 4: "conv: no size to vary, VACUOUS under any claim (reported, not judged)",
+                 5: "residual: no size to vary, VACUOUS under any claim (reported, not "
+                    "judged)"}),
 }
 
 
@@ -208,7 +256,7 @@ def run(tid: str, i: int, claim: Any | None = None) -> Outcome:
     s = entry.module.THEOREM.pinned(QUICK)[i]
     if claim is None:
         return entry.module.THEOREM.check(s, CLAIMS_CTX)
-    return entry.module.check(s, CLAIMS_CTX, claim=claim)
+    return getattr(entry.module, entry.check)(s, CLAIMS_CTX, claim=claim)
 
 
 def parts(out: Outcome) -> dict[str, str]:
@@ -265,6 +313,12 @@ def test_every_part_has_a_mutant_that_fails(tid: str) -> None:
                     f"{tid} #{i} mutant {m.name!r} should be caught on {prefix!r}: {got}")
             covered |= {k for k in got if any(k.startswith(p) for p in m.fails)
                         and caught({k: got[k]}, k, entry.one_sided)}
+    for prefix, why in entry.exempt.items():
+        for i in entry.settings:
+            hits = {k: v for k, v in parts(run(tid, i)).items() if k.startswith(prefix)}
+            assert all(v in ("VACUOUS", "INCONCLUSIVE") for v in hits.values()), (
+                tid, i, prefix, hits, why)
+            covered |= set(hits)
     missing = sorted(reported - covered)
     assert not missing, f"{tid}: parts with no failing mutant: {missing}"
 

@@ -99,6 +99,9 @@ def test_t7_near_rank_two_passes_at_rank_two_and_fails_above() -> None:
 
     assert t7._near_rank_two(study(2.0)).verdict == Verdict.PASS
     assert t7._near_rank_two(study(9.0)).verdict == Verdict.FAIL
+    # the false variant "V near rank one" (Claim.rank; the pinned phenomena are left out of
+    # tests/claims/test_mutants.py for cost) fails where the true claim passes
+    assert t7._near_rank_two(study(2.0), replace(t7.CLAIM, rank=1.0)).verdict == Verdict.FAIL
     empty = grid.Study("lam", grid.Protocol("settle"), 1, (_run(0.1, 1.0, settled=False),))
     assert t7._near_rank_two(empty).verdict == Verdict.INCONCLUSIVE
 
