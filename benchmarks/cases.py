@@ -22,7 +22,8 @@ from verify.claims.strategies import image_convnet, wide_mlp
 from verify.engine.certificate import Certificate, certify
 from verify.engine.ensemble import train_ensemble
 from verify.engine.residual import relative_residual
-from verify.engine.train import TrainConfig, TrainResult, TrainStatus, train
+from verify.engine.result import TrainConfig, TrainResult, TrainStatus
+from verify.engine.train import train
 from verify.nets import data as D
 from verify.nets.activations import Params
 from verify.nets.dense import Architecture

@@ -12,7 +12,6 @@ stable ids (``T3/ex/<setting key>``, ``T3/control/<name>``), which resuming keys
 from __future__ import annotations
 
 import contextlib
-
 import math
 import time
 import traceback
