@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
+import statistics
 from typing import Any
 
 import torch
@@ -56,6 +57,48 @@ def _large_rows(v: dict[str, Any]) -> list[str]:
                     f"| {1e3 * c['seconds_per_step']:.3g} | {peak:.0f} ({c['memory']}) | "
                     f"{extra} |")
     return rows
+
+
+def _width_rows(v: dict[str, Any], targets: list[str]) -> list[str]:
+    """ReLU vs softplus time to a certificate against width (issue 13's 3× target)."""
+    widths = sorted(int(k.split("/")[1]) for k in v if k.startswith("width/"))
+    if not widths:
+        return []
+    out = ["## ReLU vs softplus: time to a certificate against width", "",
+           "Nets (16, w, w, 4), n = 64, λ = 1e-2, clustered data (the same data and "
+           "initialisation for both activations, per seed), `verify.engine.train.train` "
+           "defaults then the certificate at τ = 1e-6; times include certification; each net "
+           "has a 120 s wall-clock safety net (reaching it means not certified). Times are "
+           "medians over the seeds; the ratio is ReLU median / softplus median.", "",
+           "| width w | seeds | ReLU certified | ReLU s (median; min–max) | softplus certified | "
+           "softplus s (median; min–max) | ratio ReLU/softplus |",
+           "| --- | --- | --- | --- | --- | --- | --- |"]
+    for w in widths:
+        x = v[f"width/{w}"]
+        cells = []
+        meds = {}
+        for act in ("relu", "softplus"):
+            runs = x.get(act, [])
+            secs = sorted(r["seconds"] for r in runs)
+            meds[act] = statistics.median(secs) if secs else None
+            ok = sum(r["certified"] for r in runs)
+            cells += [f"{ok}/{len(runs)}",
+                      f"{_f(meds[act])} ({_f(secs[0])}–{_f(secs[-1])})" if secs else "–"]
+        ratio = (meds["relu"] / meds["softplus"]
+                 if meds["relu"] is not None and meds["softplus"] else None)
+        seeds = max(len(x.get("relu", [])), len(x.get("softplus", [])))
+        out.append(f"| {w} | {seeds} | {' | '.join(cells)} | {_f(ratio, '.1f')}× |")
+        relu_ok = all(r["certified"] for r in x.get("relu", []))
+        if ratio is not None:
+            targets.append(f"ReLU time to a certificate within 3× of softplus, (16, {w}, {w}, "
+                           f"4), n = 64: {ratio:.1f}× ({'all' if relu_ok else 'not all'} ReLU "
+                           f"nets certified) — {'met' if ratio <= 3 and relu_ok else 'NOT met'}")
+    misses = [(w, act, r) for w in widths for act in ("relu", "softplus")
+              for r in v[f"width/{w}"].get(act, []) if not r["certified"]]
+    if misses:
+        out += ["", "Not certified:", *[f"- w = {w}, {act}, seed {r['seed']}: {r['reason']}"
+                                        for w, act, r in misses]]
+    return [*out, ""]
 
 
 def render() -> str:
@@ -146,6 +189,8 @@ def render() -> str:
                                f"{e['seconds']:.1f} s to r = {e['r']:.1e}; {gd_txt} — "
                                f"{'met' if met else 'NOT met'}")
         out.append("")
+
+    out += _width_rows(v, targets)
 
     sp = v.get("spectra")
     if sp:

@@ -102,3 +102,20 @@ def test_modules_and_folders_stay_small() -> None:
         if len(mods) > MAX_MODULES:
             crowded[str(folder.relative_to(ROOT))] = len(mods)
     assert crowded == {}, f"folders with more than {MAX_MODULES} modules: {crowded}"
+
+
+TRAINING = {"verify.engine.train", "verify.engine.polish", "verify.engine.kinks",
+            "verify.engine.sgd", "verify.engine.ensemble", "verify.engine.setting"}
+
+
+def test_the_certificate_imports_nothing_from_training() -> None:
+    """The certificate is a pure measurement (issue 13): nothing it imports, directly or
+    through other modules, is a training module; the records it reads come from
+    verify.engine.result. Checked to fail on the graph where certificate imports train."""
+    g = _graph()
+    reached = g.find_upstream_modules("verify.engine.certificate")
+    assert "verify.engine.result" in reached
+    assert not reached & TRAINING, sorted(reached & TRAINING)
+    # the check can fail: the import the certificate had before the records moved out
+    g.add_import(importer="verify.engine.certificate", imported="verify.engine.train")
+    assert g.find_upstream_modules("verify.engine.certificate") & TRAINING

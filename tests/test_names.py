@@ -9,7 +9,7 @@ import theorems
 from verify import names
 from verify.claims.scales import SCALES
 from verify.claims.theorem import registry
-from verify.engine import setting, train
+from verify.engine import result, setting
 from verify.nets import activations, data
 from verify.run import executor
 
@@ -22,7 +22,7 @@ def test_names_agree_with_the_implementing_modules() -> None:
     assert data.SUPPORTED_LOSSES == names.SUPPORTED_LOSSES
     assert set(names.SUPPORTED_LOSSES) <= set(names.KINDS)
     assert all(set(v) <= set(names.LOSSES) for v in names.SUPPORTED_LOSSES.values())
-    assert train.PRECISIONS == names.PRECISIONS
+    assert result.PRECISIONS == names.PRECISIONS
     assert tuple(SCALES) == names.SCALE_NAMES
     assert (setting.MAX_WIDTH, setting.MAX_STEPS, setting.MAX_SEED) == (
         names.MAX_WIDTH, names.MAX_STEPS, names.MAX_SEED)

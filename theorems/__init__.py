@@ -19,4 +19,4 @@ MODULES: tuple[str, ...] = (
 # The ids of the modules above, in the same order, readable without importing a theorem
 # module (the CLI validates --theorem before any heavy import); tests/test_names.py checks
 # that they equal the registry's.
-THEOREM_IDS: tuple[str, ...] = ("T0", "T1", "T2", "T3", "T4", "T5", "T6", "T7", "T8")
+THEOREM_IDS: tuple[str, ...] = ("T0", "T1", "T2", "T3", "T4", "T5", "T6", "T7", "T8", "MV")

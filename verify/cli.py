@@ -129,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--lam", type=_float_in("--lam", 0.0, 1e6), default=1e-2,
                    help="weight decay λ (= λ_eff in F = L̂ + (λ/2)Σ‖W‖²), ≥ 0")
     c.add_argument("--n", type=_positive_int("--n"), default=32,
-                   help="number of samples (what fits in memory, see verify.engine.memory)")
+                   help="number of samples (what fits in memory, see "
+                        "verify.engine.setting.require_fits)")
     c.add_argument("--data", default="clusters", choices=list(KINDS))
     c.add_argument("--loss", default="squared", choices=list(LOSSES))
     c.add_argument("--dim", type=_positive_int("--dim"), default=None,
@@ -285,8 +286,7 @@ def cmd_check(a: argparse.Namespace) -> int:
 
     from verify.claims.theorem import run_check, select
     from verify.claims.verdict import Outcome, Verdict
-    from verify.engine.memory import require_fits
-    from verify.engine.setting import Context, Setting, default_device
+    from verify.engine.setting import Context, Setting, default_device, require_fits
     from verify.report.console import stage_lines
     from verify.run.executor import pin_threads
 

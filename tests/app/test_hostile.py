@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from verify import cli
+from verify.engine.result import TrainConfig
 from verify.engine.setting import Setting
-from verify.engine.train import TrainConfig, train
+from verify.engine.train import train
 from verify.errors import UsageError
 from verify.nets.data import Dataset
 from verify.nets.dense import Architecture

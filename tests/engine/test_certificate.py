@@ -13,7 +13,8 @@ import torch
 import verify.engine.certificate as C
 from tests.helpers import assert_close
 from verify.engine.residual import clarke_residual, stationarity
-from verify.engine.train import TrainConfig, train
+from verify.engine.result import TrainConfig
+from verify.engine.train import train
 from verify.nets import data as D
 from verify.nets.dense import Architecture
 from verify.nets.network import init_params

@@ -13,8 +13,9 @@ import torch
 
 from verify.engine.certificate import certify
 from verify.engine.ensemble import certify_ensemble, realise_all, train_ensemble
+from verify.engine.result import TrainConfig, TrainStatus
 from verify.engine.setting import Context, Setting, realise
-from verify.engine.train import TrainConfig, TrainStatus, train
+from verify.engine.train import train
 from verify.errors import UsageError
 from verify.nets import data as D
 from verify.nets.dense import Architecture
@@ -185,3 +186,35 @@ def test_realise_all_batches_full_batch_gd_only_and_respects_the_cache(
     assert [id(t) for t in realise_all(nets, fresh)[:4]] == [id(fresh.cache[s])
                                                              for s in nets[:4]]
     assert sizes == [4, 2] and len(singles) == 2  # only nets[4:] were new
+
+
+def test_relative_residuals_of_a_stack_equal_a_loop() -> None:
+    """The one r_k definition with a leading network axis equals relative_residual network by
+    network (the same norms: rounding of a norm of N numbers, γ_N relative, plus one division;
+    tolerance 2γ_N + 2u), and ∞ for a zero layer; a mutant taking the mean over layers
+    instead of the max is told apart."""
+    from verify import tolerances
+    from verify.engine.residual import relative_residual, relative_residuals
+
+    objs, inits = _case("relu")
+    inits[2] = (torch.zeros_like(inits[2][0]), *inits[2][1:])  # a zero layer: r = ∞
+    grads = [o.grad(p) for o, p in zip(objs, inits, strict=True)]
+    d = objs[0].arch.depth
+    W = [torch.stack([p[k] for p in inits]) for k in range(d)]
+    G = [torch.stack([g[k] for g in grads]) for k in range(d)]
+    lam = torch.tensor([o.lam for o in objs], dtype=torch.float64)
+    got = relative_residuals(W, G, lam)
+    N = max(w[0].numel() for w in W)
+    tol = 2 * tolerances.gamma(N) + 2 * tolerances.unit_roundoff()
+    for i, (o, p, g) in enumerate(zip(objs, inits, grads, strict=True)):
+        want = relative_residual(o, p, g)
+        if math.isinf(want):
+            assert math.isinf(float(got[i]))
+        else:
+            assert abs(float(got[i]) - want) <= tol * want
+    # mutant: the mean over layers instead of the max differs from the definition
+    mean = sum(torch.linalg.vector_norm(g.flatten(1), dim=1)
+               / (lam * torch.linalg.vector_norm(w.flatten(1), dim=1))
+               for w, g in zip(W, G, strict=True)) / d
+    finite = torch.isfinite(got)
+    assert bool((mean[finite] < got[finite] * (1 - tol)).any())

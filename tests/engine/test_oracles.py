@@ -23,7 +23,8 @@ import torch
 import verify.engine.certificate as C
 from tests.engine.test_revival import dead_unit_saddle
 from verify.engine.residual import _scatter, clarke_residual, natural_slopes, stationarity
-from verify.engine.train import TrainConfig, train
+from verify.engine.result import TrainConfig
+from verify.engine.train import train
 from verify.nets import data as D
 from verify.nets.dense import Architecture
 from verify.nets.network import init_params

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 import verify.engine.certificate as C
+from verify.engine.result import TrainConfig
 from verify.engine.revival import directional_second_order, max_revival, revival_tests
-from verify.engine.train import TrainConfig, train
+from verify.engine.train import train
 from verify.nets import data as D
 from verify.nets.dense import Architecture
 from verify.nets.network import init_params

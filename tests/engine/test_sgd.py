@@ -8,8 +8,9 @@ import torch
 
 from tests.helpers import assert_close
 from verify.engine import sgd
+from verify.engine.result import TrainConfig
 from verify.engine.setting import Setting
-from verify.engine.train import TrainConfig, train
+from verify.engine.train import train
 from verify.errors import UsageError
 from verify.nets import data as D
 from verify.nets.dense import Architecture

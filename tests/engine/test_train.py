@@ -10,7 +10,8 @@ import torch
 
 from tests.helpers import assert_close, within
 from verify.engine.residual import relative_residual
-from verify.engine.train import TrainConfig, TrainResult, TrainStatus, train
+from verify.engine.result import TrainConfig, TrainResult, TrainStatus
+from verify.engine.train import train
 from verify.errors import UsageError
 from verify.nets import data as D
 from verify.nets.dense import Architecture

@@ -11,8 +11,9 @@ import torch
 
 from theorems import t2_alignment, t3_norms
 from verify.claims.verdict import Verdict
+from verify.engine.result import TrainConfig
 from verify.engine.setting import Context, Setting, realise
-from verify.engine.train import TrainConfig, at_precision, matmul_precision, train
+from verify.engine.train import at_precision, matmul_precision, train
 from verify.errors import UsageError
 from verify.nets.conv2d import KERNEL, PADDING, STRIDE, ConvNet
 from verify.nets.data import image_side, images, make

@@ -32,9 +32,9 @@ from verify.claims.theorem import Theorem, registry, select
 from verify.claims.verdict import Outcome
 from verify.engine.certificate import Certificate, certify
 from verify.engine.residual import relative_residual
+from verify.engine.result import TrainConfig, TrainResult, TrainStatus
 from verify.engine.setting import Trained
-from verify.engine.status import TrainStatus
-from verify.engine.train import TrainConfig, TrainResult, train
+from verify.engine.train import train
 from verify.errors import require
 from verify.nets.network import Network, weights
 from verify.nets.objective import Objective

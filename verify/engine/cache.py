@@ -30,8 +30,8 @@ import torch
 
 from verify.engine.certificate import Certificate, Established
 from verify.engine.residual import Stationarity
+from verify.engine.result import TrainResult
 from verify.engine.revival import Revival
-from verify.engine.train import TrainResult
 from verify.nets.activations import KinkSlopes
 
 FORMAT = "lowrank-verify trained network"

@@ -23,7 +23,7 @@ What a certificate established — residual level, the subspace of the second-or
 inactive units tested — is stated in :class:`Established`: always local, never global.
 
 Everything here is evaluated in float64, whatever precision the first training phase used
-(:data:`verify.engine.train.PRECISIONS`): a float32 gradient carries rounding of ~1e-7 relative,
+(:data:`verify.engine.result.PRECISIONS`): a float32 gradient carries rounding of ~1e-7 relative,
 which would put a floor under r_k and make a verdict depend on the hardware.
 """
 
@@ -34,12 +34,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+from scipy.sparse.linalg import ArpackNoConvergence, eigsh
 from torch import Tensor
 
+from verify.engine.hessian import hessian_operator
 from verify.engine.residual import Stationarity, best_stationarity, stationarity
+from verify.engine.result import TrainResult
 from verify.engine.revival import Revival, revival_tests, testable
-from verify.engine.train import TrainResult
 from verify.nets.activations import KinkSlopes, Params
 from verify.nets.dense import forward_internals
 from verify.nets.network import weights
@@ -93,14 +94,7 @@ def min_hessian_eigenvalue(obj: Objective, params: Params,
         return float(torch.linalg.eigvalsh(0.5 * (H + H.T))[0]), "exact"
     if P > LANCZOS_LIMIT:
         return None, f"skipped: {P} parameters"
-
-    def hvp(v: np.ndarray) -> np.ndarray:
-        vt = torch.as_tensor(np.ravel(v), dtype=theta.dtype, device=theta.device)
-        # torch annotates jvp as a 2- or 3-tuple (no overload on has_aux): 2 without aux
-        _, out = torch.func.jvp(torch.func.grad(F), (theta,), (vt,))  # type: ignore[misc]
-        return out.cpu().numpy()
-
-    op = LinearOperator((P, P), matvec=hvp, dtype=np.float64)
+    op = hessian_operator(torch.func.grad(F), theta)
     try:
         val = eigsh(op, k=1, which="SA", tol=1e-6, maxiter=2000, ncv=min(P, 40),
                     return_eigenvectors=False)

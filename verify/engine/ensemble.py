@@ -43,9 +43,10 @@ import torch
 from torch import Tensor
 
 from verify.engine.certificate import Certificate, certify
+from verify.engine.residual import relative_residuals
+from verify.engine.result import TrainConfig, TrainResult, TrainStatus
 from verify.engine.setting import Context, Setting, Trained, is_cached, realise_any, store
-from verify.engine.status import TrainStatus
-from verify.engine.train import TrainConfig, TrainResult, safety_net_note, train
+from verify.engine.train import safety_net_note, train
 from verify.errors import UsageError, require
 from verify.nets.activations import Params, sigma
 from verify.nets.data import check_finite
@@ -203,12 +204,8 @@ class Ensemble:
                   if self._regularised(i))
         lam = self.lam.to(losses.dtype)
         F = losses + 0.5 * lam * pen
-        worst = torch.zeros_like(F)
-        for k in range(self.arch.depth):
-            wn = torch.linalg.vector_norm(stacked[k].flatten(1), dim=1)
-            gn = torch.linalg.vector_norm(grads[k].flatten(1), dim=1)
-            worst = torch.maximum(worst, gn / (lam * wn))
-        return F, torch.where(lam == 0, torch.full_like(worst, math.inf), worst)
+        d = self.arch.depth
+        return F, relative_residuals(stacked[:d], grads[:d], lam)
 
 
 def _configs(n: int, cfgs: TrainConfig | Sequence[TrainConfig] | None,

@@ -25,7 +25,7 @@ from verify.engine.residual import (
     smoothing_slopes,
     stationarity,
 )
-from verify.engine.status import TrainStatus
+from verify.engine.result import KinkStage, TrainStatus
 from verify.nets.activations import KinkSlopes, Params, sigma_slope_range
 from verify.nets.dense import forward_internals
 from verify.nets.objective import Objective, flat, unflat
@@ -36,14 +36,14 @@ BETAS = tuple(10.0**k for k in range(1, 10))  # the continuation's smoothing lev
 
 def continuation(obj: Objective, params: Params, target: float, deadline: float,
                  betas: tuple[float, ...] = BETAS,
-                 iters_per_stage: int = 500
-                 ) -> tuple[Params, int, float | None, KinkSlopes | None, str, TrainStatus]:
+                 iters_per_stage: int = 500) -> KinkStage:
     """Smoothing continuation (module doc).
 
-    Returns θ, iterations, β, the slope selection at the kinks, a note and the status
-    (CONVERGED when the best Clarke residual is at most ``target``; ITERATIONS when every β
-    was tried). β defines the kink band 30/β; β and the selection are None when no stage
-    beat the plain gradient residual of ``params``.
+    Returns θ, iterations, a note, the status, β and the slope selection at the kinks as a
+    :class:`~verify.engine.result.KinkStage` (CONVERGED when the best Clarke residual is at
+    most ``target``; ITERATIONS when every β was tried). β defines the kink band 30/β; β
+    and the selection are None when no stage beat the plain gradient residual of
+    ``params``.
     """
     best_p, best_beta, best_sl = params, None, None
     best_r = max(stationarity(obj, params).r)
@@ -51,9 +51,10 @@ def continuation(obj: Objective, params: Params, target: float, deadline: float,
     P = sum(t.numel() for t in params)
     for beta in betas:
         smooth = obj.smoothed(beta)
-        p, it, _, _ = lbfgs_polish(smooth, p, iters_per_stage, 0.0, deadline, [])
-        p, nt, _, _ = newton_polish(smooth, p, 1e-13, deadline, max_iter=6)
-        total += it + nt
+        lb = lbfgs_polish(smooth, p, iters_per_stage, 0.0, deadline, [])
+        nw = newton_polish(smooth, lb.params, 1e-13, deadline, max_iter=6)
+        p = nw.params
+        total += lb.iters + nw.iters
         sl = smoothing_slopes(obj, p, beta)
         st = stationarity(obj, p, sl, "clarke")
         r = max(st.r)
@@ -73,8 +74,8 @@ def continuation(obj: Objective, params: Params, target: float, deadline: float,
     status = (TrainStatus.CONVERGED if best_r <= target
               else TrainStatus.TIME_LIMIT if time.perf_counter() > deadline
               else TrainStatus.ITERATIONS)
-    return (best_p, total, best_beta, best_sl,
-            f"smoothing continuation: r = {best_r:.2e} ({where})", status)
+    return KinkStage(best_p, total, f"smoothing continuation: r = {best_r:.2e} ({where})",
+                     status, best_beta, best_sl)
 
 
 def kink_newton(obj: Objective, params: Params, slopes: KinkSlopes, deadline: float,

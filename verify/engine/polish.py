@@ -13,11 +13,12 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from scipy.optimize import OptimizeResult, minimize
-from scipy.sparse.linalg import LinearOperator, minres
+from scipy.sparse.linalg import minres
 from torch import Tensor
 
+from verify.engine.hessian import hessian_operator
 from verify.engine.residual import relative_residual
-from verify.engine.status import TrainStatus
+from verify.engine.result import Stage, TrainStatus
 from verify.nets.activations import Params
 from verify.nets.objective import Objective, flat, unflat
 
@@ -37,13 +38,13 @@ def _numpy_fg(obj: Objective, like: Params) -> Callable[[np.ndarray], tuple[floa
 
 def lbfgs_polish(obj: Objective, params: Params, max_iter: int, target: float,
                  deadline: float, trace: list[tuple[int, float, float]],
-                 step0: int = 0) -> tuple[Params, int, str, TrainStatus]:
+                 step0: int = 0) -> Stage:
     """L-BFGS (scipy's L-BFGS-B without bounds: Moré–Thuente strong-Wolfe line search).
 
     It stops when F no longer decreases in float64 — near a minimum the decrease is
     O(r²)·F and hits machine precision around r ~ 1e-7; :func:`newton_polish` goes on.
     Returns θ, the iterations, a message and the status (CONVERGED when the relative
-    residual is at most ``target``).
+    residual is at most ``target``) as a :class:`~verify.engine.result.Stage`.
     """
     x0 = flat(params).detach().cpu().numpy().astype(np.float64)
 
@@ -57,24 +58,17 @@ def lbfgs_polish(obj: Objective, params: Params, max_iter: int, target: float,
                  params)
     F = float(obj.value(cur))
     if not math.isfinite(F):
-        return (cur, int(sol.nit),
-                f"diverged: non-finite F during L-BFGS at iteration {sol.nit}",
-                TrainStatus.DIVERGED)
+        return Stage(cur, int(sol.nit),
+                     f"diverged: non-finite F during L-BFGS at iteration {sol.nit}",
+                     TrainStatus.DIVERGED)
     r = relative_residual(obj, cur)
     trace.append((step0 + int(sol.nit), F, r))
     status = (TrainStatus.CONVERGED if r <= target
               else TrainStatus.TIME_LIMIT if time.perf_counter() > deadline
               else TrainStatus.ITERATIONS if sol.nit >= max_iter
               else TrainStatus.STALLED)
-    return cur, int(sol.nit), f"L-BFGS: {sol.nit} iterations, relative residual {r:.2e}", status
-
-
-def _hvp(gradF: Callable[[Tensor], Tensor], theta: Tensor) -> Callable[[np.ndarray], np.ndarray]:
-    def hvp(v: np.ndarray) -> np.ndarray:
-        vt = torch.as_tensor(v, dtype=theta.dtype, device=theta.device)
-        return torch.func.jvp(gradF, (theta,), (vt,))[1].cpu().numpy()
-
-    return hvp
+    return Stage(cur, int(sol.nit), f"L-BFGS: {sol.nit} iterations, relative residual {r:.2e}",
+                 status)
 
 
 def _shifted_newton_step(H: Tensor, g: Tensor) -> Tensor:
@@ -92,7 +86,7 @@ def _shifted_newton_step(H: Tensor, g: Tensor) -> Tensor:
 
 
 def newton_polish(obj: Objective, params: Params, target: float, deadline: float,
-                  max_iter: int = 30) -> tuple[Params, int, str, TrainStatus]:
+                  max_iter: int = 30) -> Stage:
     """Newton's method on ∇F(θ) = 0, with backtracking on ‖∇F‖ rather than on F.
 
     Near a non-degenerate minimum F is flat to machine precision but ∇F is not, so the
@@ -127,8 +121,7 @@ def newton_polish(obj: Objective, params: Params, target: float, deadline: float
             H = 0.5 * (H + H.T)
             step = _shifted_newton_step(H, g)
         else:
-            op = LinearOperator((P, P), matvec=_hvp(gradF, theta), dtype=np.float64)
-            sol, _ = minres(op, -g.cpu().numpy(), maxiter=200)
+            sol, _ = minres(hessian_operator(gradF, theta), -g.cpu().numpy(), maxiter=200)
             step = torch.as_tensor(sol, dtype=theta.dtype, device=theta.device)
         t = 1.0
         while t > 1e-6:
@@ -148,4 +141,4 @@ def newton_polish(obj: Objective, params: Params, target: float, deadline: float
               else TrainStatus.STALLED if stalled
               else TrainStatus.TIME_LIMIT if time.perf_counter() > deadline
               else TrainStatus.ITERATIONS)
-    return cur, it, f"Newton: {it} steps, relative residual {r:.2e}", status
+    return Stage(cur, it, f"Newton: {it} steps, relative residual {r:.2e}", status)

@@ -17,7 +17,7 @@ whose minimisers sit on kinks — the best Clarke subgradient, found by
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,18 +65,35 @@ def stationarity(obj: Objective, params: Params, slopes: KinkSlopes | None = Non
     return Stationarity(g, R, r, kind, kink_count, slopes)
 
 
+def relative_residuals(W: Sequence[Tensor], G: Sequence[Tensor], lam: Tensor) -> Tensor:
+    """r_i = max_k ‖∇_{W_k} F_i‖_F / (λ_i ‖W_{i,k}‖_F) for a stack of networks: every tensor
+    of ``W`` (weights) and ``G`` (the matching gradients of F) has a leading network axis of
+    length K, ``lam`` holds λ_i (shape (K,)). ∞ where λ_i = 0 or a layer is zero. The one
+    definition behind :func:`relative_residual` (K = 1) and the ensemble's
+    (:mod:`verify.engine.ensemble`)."""
+    lam = lam.to(W[0].dtype)
+    worst = torch.zeros(W[0].shape[0], dtype=W[0].dtype, device=W[0].device)
+    zero = torch.zeros_like(worst, dtype=torch.bool)
+    for w, g in zip(W, G, strict=True):
+        wn = torch.linalg.vector_norm(w.flatten(1), dim=1)
+        gn = torch.linalg.vector_norm(g.flatten(1), dim=1)
+        zero |= wn == 0
+        worst = torch.maximum(worst, gn / (lam * wn))
+    return torch.where((lam == 0) | zero, torch.full_like(worst, math.inf), worst)
+
+
 def relative_residual(obj: Objective, params: Params, grad: Params | None = None) -> float:
-    """max_k ‖∇_{W_k} F‖_F / (λ ‖W_k‖_F) over weights (∞ for λ = 0 or a zero layer)."""
+    """max_k ‖∇_{W_k} F‖_F / (λ ‖W_k‖_F) over weights (∞ for λ = 0 or a zero layer):
+    :func:`relative_residuals` of one network."""
     if obj.lam == 0:
         return math.inf
     g = obj.grad(params) if grad is None else grad
-    worst = 0.0
-    for k in range(obj.arch.depth):
-        wn = float(torch.linalg.norm(params[k]))
-        if wn == 0:
-            return math.inf
-        worst = max(worst, float(torch.linalg.norm(g[k])) / (obj.lam * wn))
-    return worst
+    d = obj.arch.depth
+    lam = torch.tensor([float(obj.lam)], dtype=params[0].dtype, device=params[0].device)
+    with torch.no_grad():
+        r = relative_residuals([p.detach().unsqueeze(0) for p in params[:d]],
+                               [gk.detach().unsqueeze(0) for gk in g[:d]], lam)
+    return float(r[0])
 
 
 def kink_masks(obj: Objective, params: Params, band: float) -> tuple[Tensor, ...]:

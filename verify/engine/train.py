@@ -23,97 +23,32 @@ import contextlib
 import math
 import resource
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator
+from dataclasses import replace
 
 import torch
 
 from verify.engine.kinks import continuation
 from verify.engine.polish import lbfgs_polish, newton_polish
 from verify.engine.residual import BAND, relative_residual
+from verify.engine.result import (
+    KinkStage,
+    Observer,
+    Stage,
+    TrainConfig,
+    TrainResult,
+    TrainStatus,
+)
 from verify.engine.sgd import batches, on_batch
-from verify.engine.status import TrainStatus
-from verify.errors import require
-from verify.names import PRECISIONS
-from verify.nets.activations import KinkSlopes, Params
+from verify.nets.activations import Params
 from verify.nets.data import check_finite
 from verify.nets.objective import Objective
 
-OPTIMIZERS = ("gd", "momentum", "adam")
-
-
-# Precision of the first (GD/SGD) phase. Polishing and the certificate are always float64:
-# a verdict never rests on a low-precision gradient. "tf32" is float32 storage with
-# TensorFloat-32 matmuls on CUDA (10-bit mantissa products); on a CPU it is plain float32.
-
-
-Observer = Callable[[int, Params], None]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How to train. ``target`` is the relative residual at which polishing stops."""
-
-    lr: float = 0.05
-    steps: int = 2000
-    optimizer: str = "gd"
-    momentum: float = 0.9
-    polish: bool = True
-    lbfgs_iters: int = 3000
-    continuation: bool = True
-    target: float = 1e-10
-    max_seconds: float = 60.0
-    record_every: int = 10
-    batch: int | None = None  # mini-batch size B (None: full batch), see verify.engine.sgd
-    batch_seed: int = 0
-    precision: str = "float64"  # of the first phase only, see PRECISIONS
-
-    def __post_init__(self) -> None:
-        require(math.isfinite(self.lr) and self.lr > 0, "lr", self.lr, "a finite number > 0")
-        require(isinstance(self.steps, int) and self.steps >= 0, "steps", self.steps,
-                "an integer ≥ 0")
-        require(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer,
-                f"one of {', '.join(OPTIMIZERS)}")
-        require(isinstance(self.record_every, int) and self.record_every >= 1, "record_every",
-                self.record_every, "an integer ≥ 1")
-        require(self.precision in PRECISIONS, "precision", self.precision,
-                f"one of {', '.join(PRECISIONS)}")
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """The trained parameters and how they were reached."""
-
-    params: Params
-    initial: Params
-    trace_steps: tuple[int, ...]
-    trace_F: tuple[float, ...]
-    trace_residual: tuple[float, ...]
-    gd_steps: int
-    lbfgs_iters: int
-    continuation_iters: int
-    stop_reason: str  # for people; code decides on ``status``
-    seconds: float
-    status: TrainStatus  # how the last stage that ran ended
-    stages: dict[str, float] = field(default_factory=dict)
-    kink_band: float | None = None  # |z| ≤ band counts as a kink (from the continuation β)
-    slopes: KinkSlopes | None = None  # the slope selection at the kinks training ended with
-    cost: dict[str, float | str] = field(default_factory=dict)  # of the first phase
-    timed_out: bool = False  # the wall-clock safety net cut training short (see module doc)
-
-    @property
-    def optimizer_steps(self) -> int:
-        return self.gd_steps + self.lbfgs_iters + self.continuation_iters
-
-    @property
-    def finite(self) -> bool:
-        """F stayed finite (training did not diverge)."""
-        return self.status is not TrainStatus.DIVERGED
+Trace = list[tuple[int, float, float]]  # (step, F, relative residual) as training goes
 
 
 def _gd_phase(obj: Objective, params: Params, cfg: TrainConfig, observer: Observer | None,
-              deadline: float, trace: list[tuple[int, float, float]]
-              ) -> tuple[Params, int, str, TrainStatus]:
+              deadline: float, trace: Trace) -> Stage:
     ps = [p.detach().clone() for p in params]
     buf = [torch.zeros_like(p) for p in ps]
     sq = [torch.zeros_like(p) for p in ps]
@@ -138,19 +73,20 @@ def _gd_phase(obj: Objective, params: Params, cfg: TrainConfig, observer: Observ
         if observer is not None:
             # an observer measures every iterate: it never sees non-finite weights
             if not all(bool(torch.isfinite(p).all()) for p in ps):
-                return (tuple(ps), t, f"diverged: non-finite weights at GD step {t} "
-                        f"(lr={cfg.lr:g})", TrainStatus.DIVERGED)
+                return Stage(tuple(ps), t, f"diverged: non-finite weights at GD step {t} "
+                             f"(lr={cfg.lr:g})", TrainStatus.DIVERGED)
             observer(t, tuple(ps))
         if t % cfg.record_every == 0 or t == cfg.steps:
             F = float(obj.value(tuple(ps)))
             if not math.isfinite(F):
-                return (tuple(ps), t, f"diverged: non-finite F at GD step {t} (lr={cfg.lr:g})",
-                        TrainStatus.DIVERGED)
+                return Stage(tuple(ps), t,
+                             f"diverged: non-finite F at GD step {t} (lr={cfg.lr:g})",
+                             TrainStatus.DIVERGED)
             trace.append((t, F, relative_residual(obj, tuple(ps))))
         if time.perf_counter() > deadline:
-            return (tuple(ps), t, f"time budget {cfg.max_seconds:g}s spent during GD",
-                    TrainStatus.TIME_LIMIT)
-    return tuple(ps), cfg.steps, "gd steps done", TrainStatus.ITERATIONS
+            return Stage(tuple(ps), t, f"time budget {cfg.max_seconds:g}s spent during GD",
+                         TrainStatus.TIME_LIMIT)
+    return Stage(tuple(ps), cfg.steps, "gd steps done", TrainStatus.ITERATIONS)
 
 
 @contextlib.contextmanager
@@ -184,8 +120,7 @@ def _peak_memory(device: torch.device) -> tuple[int, str]:
 
 
 def _first_phase(obj: Objective, init: Params, cfg: TrainConfig, observer: Observer | None,
-                 deadline: float, trace: list[tuple[int, float, float]]
-                 ) -> tuple[Params, int, str, TrainStatus, dict[str, float | str]]:
+                 deadline: float, trace: Trace) -> tuple[Stage, dict[str, float | str]]:
     """The GD/SGD phase at ``cfg.precision``, returned in float64, with its cost: seconds
     per step and peak memory (what the large scale reports)."""
     device = init[0].device
@@ -197,8 +132,7 @@ def _first_phase(obj: Objective, init: Params, cfg: TrainConfig, observer: Obser
                        else at_precision(obj, init, cfg.precision))
     t0 = time.perf_counter()
     with matmul_precision(cfg.precision):
-        params, steps, reason, status = _gd_phase(lo_obj, lo_init, cfg, observer, deadline,
-                                                  trace)
+        gd = _gd_phase(lo_obj, lo_init, cfg, observer, deadline, trace)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - t0
@@ -206,71 +140,98 @@ def _first_phase(obj: Objective, init: Params, cfg: TrainConfig, observer: Obser
     cost: dict[str, float | str] = {
         "precision": (cfg.precision if cfg.precision != "float64"
                       else str(init[0].dtype).removeprefix("torch.")),
-        "device": str(device), "steps": steps,
-        "seconds_per_step": seconds / steps if steps else math.nan,
+        "device": str(device), "steps": gd.iters,
+        "seconds_per_step": seconds / gd.iters if gd.iters else math.nan,
         "parameters": sum(p.numel() for p in init), "peak_memory_bytes": peak,
         "memory": kind}
-    return tuple(p.to(init[0].dtype) for p in params), steps, reason, status, cost
+    return replace(gd, params=tuple(p.to(init[0].dtype) for p in gd.params)), cost
+
+
+def _lbfgs_stage(obj: Objective, params: Params, cfg: TrainConfig, deadline: float,
+                 trace: Trace, step0: int) -> Stage:
+    """L-BFGS in float64 (:func:`verify.engine.polish.lbfgs_polish`). On a kinked F L-BFGS
+    stalls early (THEOREMS.md "Kinks"): there it is kept short and the kink stage does the
+    rest."""
+    iters = min(cfg.lbfgs_iters, 200) if obj.arch.kinked else cfg.lbfgs_iters
+    return lbfgs_polish(obj, params, iters, cfg.target, deadline, trace, step0)
+
+
+def _newton_stage(obj: Objective, params: Params, cfg: TrainConfig, deadline: float,
+                  trace: Trace, step0: int) -> Stage:
+    """Newton's method on ∇F = 0 (:func:`verify.engine.polish.newton_polish`), traced."""
+    nw = newton_polish(obj, params, cfg.target, deadline)
+    trace.append((step0 + nw.iters, float(obj.value(nw.params)),
+                  relative_residual(obj, nw.params)))
+    return nw
+
+
+def _kink_stage(obj: Objective, params: Params, cfg: TrainConfig, deadline: float,
+                trace: Trace, step0: int) -> KinkStage:
+    """Smoothing continuation and the kink-manifold Newton solve
+    (:func:`verify.engine.kinks.continuation`), traced."""
+    ks = continuation(obj, params, cfg.target, deadline)
+    trace.append((step0 + ks.iters, float(obj.value(ks.params)),
+                  relative_residual(obj, ks.params)))
+    return ks
 
 
 def train(obj: Objective, init: Params, cfg: TrainConfig,
           observer: Observer | None = None) -> TrainResult:
     """Train ``init`` on ``obj`` following ``cfg``; never raises on divergence.
 
+    The route, top to bottom: the first phase (GD/SGD at ``cfg.precision``); then, when
+    polishing (λ > 0), L-BFGS; Newton while the relative residual is above ``cfg.target``;
+    and for kinked networks still above it, the kink stage. Each stage returns a
+    :class:`~verify.engine.result.Stage`; a diverged stage ends the route.
     Data containing NaN or inf is refused (UsageError) before any step.
     """
     check_finite(obj.data.X, obj.data.Y, obj.data.name)
     t0 = time.perf_counter()
     deadline = t0 + cfg.max_seconds
-    trace: list[tuple[int, float, float]] = []
-    F0 = float(obj.value(init))
-    trace.append((0, F0, relative_residual(obj, init)))
+    trace: Trace = [(0, float(obj.value(init)), relative_residual(obj, init))]
     stages: dict[str, float] = {}
-    params, gd_steps, reason, status, cost = _first_phase(obj, init, cfg, observer, deadline,
-                                                          trace)
+    first, cost = _first_phase(obj, init, cfg, observer, deadline, trace)
     stages["gd"] = time.perf_counter() - t0
-    finite = status is not TrainStatus.DIVERGED
-    if cfg.precision != "float64" and finite:
+    last: Stage = first
+    reason = first.reason
+    if cfg.precision != "float64" and first.status is not TrainStatus.DIVERGED:
         # where the low-precision phase left θ, measured in float64: what polishing starts
         # from, and what a verdict would rest on without it
-        cost["residual_float64"] = relative_residual(obj, params)
+        cost["residual_float64"] = relative_residual(obj, first.params)
     lb_iters = cont_iters = 0
-    band, slopes = None, None
-    if finite and cfg.polish and obj.lam > 0 and time.perf_counter() < deadline:
+    kink: KinkStage | None = None
+    if (first.status is not TrainStatus.DIVERGED and cfg.polish and obj.lam > 0
+            and time.perf_counter() < deadline):
         t1 = time.perf_counter()
-        # On a kinked F L-BFGS stalls early (THEOREMS.md "Kinks"): keep it short there and
-        # let the smoothing continuation do the rest.
-        iters = min(cfg.lbfgs_iters, 200) if obj.arch.kinked else cfg.lbfgs_iters
-        params, lb_iters, reason, status = lbfgs_polish(obj, params, iters, cfg.target,
-                                                        deadline, trace, gd_steps)
-        finite = status is not TrainStatus.DIVERGED
-        if finite and relative_residual(obj, params) > cfg.target:
-            params, nt, why, status = newton_polish(obj, params, cfg.target, deadline)
-            lb_iters += nt
-            reason = f"{reason}; {why}"
-            trace.append((gd_steps + lb_iters, float(obj.value(params)),
-                          relative_residual(obj, params)))
+        last = _lbfgs_stage(obj, first.params, cfg, deadline, trace, first.iters)
+        lb_iters, reason = last.iters, last.reason
+        if (last.status is not TrainStatus.DIVERGED
+                and relative_residual(obj, last.params) > cfg.target):
+            last = _newton_stage(obj, last.params, cfg, deadline, trace,
+                                 first.iters + lb_iters)
+            lb_iters += last.iters
+            reason = f"{reason}; {last.reason}"
         stages["lbfgs+newton"] = time.perf_counter() - t1
-        if (finite and cfg.continuation and obj.arch.kinked
-                and relative_residual(obj, params) > cfg.target):
+        if (last.status is not TrainStatus.DIVERGED and cfg.continuation and obj.arch.kinked
+                and relative_residual(obj, last.params) > cfg.target):
             t2 = time.perf_counter()
-            params, cont_iters, beta, slopes, why, status = continuation(
-                obj, params, cfg.target, deadline)
-            band = None if beta is None else BAND / beta
+            kink = last = _kink_stage(obj, last.params, cfg, deadline, trace,
+                                      first.iters + lb_iters)
+            cont_iters = kink.iters
             stages["continuation"] = time.perf_counter() - t2
-            reason = f"{reason}; {why}"
-            trace.append((gd_steps + lb_iters + cont_iters, float(obj.value(params)),
-                          relative_residual(obj, params)))
+            reason = f"{reason}; {kink.reason}"
     timed_out = time.perf_counter() > deadline  # some phase may have stopped on the clock
     if timed_out:
         reason = f"{reason}; {safety_net_note(cfg.max_seconds)}"
+    beta = None if kink is None else kink.beta
     return TrainResult(
-        params=tuple(p.detach() for p in params), initial=tuple(init),
+        params=tuple(p.detach() for p in last.params), initial=tuple(init),
         trace_steps=tuple(s for s, _, _ in trace), trace_F=tuple(f for _, f, _ in trace),
-        trace_residual=tuple(r for _, _, r in trace), gd_steps=gd_steps,
+        trace_residual=tuple(r for _, _, r in trace), gd_steps=first.iters,
         lbfgs_iters=lb_iters, continuation_iters=cont_iters, stop_reason=reason,
-        seconds=time.perf_counter() - t0, status=status, stages=stages, kink_band=band,
-        slopes=slopes, cost=cost, timed_out=timed_out)
+        seconds=time.perf_counter() - t0, status=last.status, stages=stages,
+        kink_band=None if beta is None else BAND / beta,
+        slopes=None if kink is None else kink.slopes, cost=cost, timed_out=timed_out)
 
 
 def safety_net_note(max_seconds: float) -> str:

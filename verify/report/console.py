@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from verify.engine.train import TrainResult
+    from verify.engine.result import TrainResult
     from verify.run.records import CheckRecord, TheoremSummary
 
 WIDTH = 240  # a reason longer than this is cut at a word boundary (the report has it whole)

@@ -24,8 +24,7 @@ from typing import Any
 
 from verify.claims.scales import SCALES
 from verify.claims.theorem import Theorem
-from verify.engine.memory import require_fits
-from verify.engine.setting import setting_key
+from verify.engine.setting import require_fits, setting_key
 from verify.errors import UsageError
 from verify.run import rundir, runner, trust
 from verify.run.executor import check_scheduler
