@@ -34,11 +34,12 @@ from verify.claims.strategies import (
 )
 from verify.claims.theorem import Control, Theorem
 from verify.claims.verdict import Outcome, Verdict, combine, judge
-from verify.engine.setting import Context, Setting, realise
+from verify.engine.setting import Context, Setting, Trained, realise
 from verify.measure import spectra
 from verify.measure.evidence import network_series
 from verify.nets.activations import ACTIVATIONS
-from verify.nets.network import weights
+from verify.nets.network import Network, weights
+from verify.nets.objective import Objective
 
 
 def cosine_bound_holds() -> bool:
@@ -86,7 +87,11 @@ def _direction(g: torch.Tensor, claim: Claim) -> torch.Tensor:
 
 
 def check(s: Setting, ctx: Context, claim: Claim = CLAIM) -> Outcome:
-    t = realise(s, ctx)
+    return assess(realise(s, ctx), claim)
+
+
+def assess(t: Trained, claim: Claim = CLAIM) -> Outcome:
+    """Alignment at the trained (or given, verify.audit) θ, against its certificate."""
     W = weights(t.objective.arch, t.result.params)
     parts: dict[str, Outcome] = {}
     for k, (w, g, r) in enumerate(zip(W, t.stationarity.g, t.stationarity.r, strict=False)):
@@ -100,6 +105,11 @@ def check(s: Setting, ctx: Context, claim: Claim = CLAIM) -> Outcome:
                "weight_norm_initial": spectra.frobenius_all(t.result.initial),
                "weight_norm_final": spectra.frobenius_all(t.result.params)}
     return combine(parts, details, network_series(t))
+
+
+def applies(arch: Network, obj: Objective) -> str | None:
+    """T2 needs coupled weight decay (λ > 0); any differentiable network."""
+    return None if obj.lam > 0 else "λ = 0: no weight decay, g_k = −λW_k says nothing"
 
 
 def controls(scale: Scale) -> tuple[Control, ...]:
@@ -138,6 +148,8 @@ THEOREM = Theorem(
     check=check,
     controls=controls,
     pinned=pinned,
+    assess=assess,
+    applies=applies,
     notes=("sympy checks cos∠(u, u+e) ≥ √(1−r²) for ‖e‖ ≤ r‖u‖: "
            f"{'proved' if cosine_bound_holds() else 'NOT proved'}.",
            "Identity check: cos(W_k, −g_k) ≥ √(1 − r_k²) holds for ANY W and g once r_k is "

@@ -32,11 +32,13 @@ from verify.claims.strategies import log_uniform
 from verify.claims.theorem import Control, Theorem
 from verify.claims.verdict import Outcome, Verdict, combine, judge
 from verify.engine.residual import layer_errors
-from verify.engine.setting import Context, Setting, realise, trajectory
+from verify.engine.setting import Context, Setting, Trained, realise, trajectory
 from verify.measure import spectra
 from verify.measure.evidence import network_series
 from verify.nets.activations import ACTIVATIONS
-from verify.nets.network import weights
+from verify.nets.dense import Architecture
+from verify.nets.network import Network, weights
+from verify.nets.objective import Objective
 from verify.tolerances import EPS, householder, matmul, unit_roundoff
 
 TRAJECTORY_TOL = 1e-9  # THEOREMS.md: float64 relative error of the trajectory identity
@@ -111,7 +113,7 @@ def _observe(s: Setting, ctx: Context, P: torch.Tensor, claim: Claim = CLAIM) ->
     return obs
 
 
-def span_rounding(s: Setting, X: torch.Tensor, W1: torch.Tensor, R1: torch.Tensor,
+def span_rounding(lam: float, X: torch.Tensor, W1: torch.Tensor, R1: torch.Tensor,
                   g1: torch.Tensor, delta1: torch.Tensor) -> float:
     """Rounding allowance of (b), from machine epsilon and the sizes of the operations.
 
@@ -125,9 +127,9 @@ def span_rounding(s: Setting, X: torch.Tensor, W1: torch.Tensor, R1: torch.Tenso
     Xn2 = float(torch.linalg.matrix_norm(X, 2))
     XnF, Dn = spectra.frobenius(X), spectra.frobenius(delta1)
     proj = max(n, d0) * EPS[torch.float64] + 2 * householder(n, d0)
-    g_term = Dn * (proj * Xn2 + matmul(n) * XnF) / s.lam
+    g_term = Dn * (proj * Xn2 + matmul(n) * XnF) / lam
     products = matmul(d0) * d0**0.5 * (spectra.frobenius(W1) + spectra.frobenius(R1))
-    residual = 2 * unit_roundoff() * (spectra.frobenius(W1) + spectra.frobenius(g1) / s.lam)
+    residual = 2 * unit_roundoff() * (spectra.frobenius(W1) + spectra.frobenius(g1) / lam)
     return g_term + products + residual * (1 + proj)
 
 
@@ -141,23 +143,32 @@ def _trajectory_part(obs: _Trajectory) -> Outcome:
 def check(s: Setting, ctx: Context, parts_wanted: tuple[str, ...] = ("a", "b", "c", "t"),
           claim: Claim = CLAIM) -> Outcome:
     t = realise(s, ctx)
-    X = s.dataset().X
-    P = claim.projector(X)
+    P = claim.projector(t.objective.data.X)
     obs = _observe(s, ctx, P, claim) if "t" in parts_wanted else None
+    return assess(t, claim, parts_wanted, obs)
+
+
+def assess(t: Trained, claim: Claim = CLAIM, parts_wanted: tuple[str, ...] = ("a", "b", "c"),
+           obs: _Trajectory | None = None) -> Outcome:
+    """(a)–(c) at the trained (or given, verify.audit) θ; (t) needs the training trajectory
+    of a setting (``obs``, from :func:`check`)."""
+    X = t.objective.data.X
+    n, lam = X.shape[0], t.objective.lam
+    P = claim.projector(X)
     cert = t.certificate
     W = weights(t.objective.arch, t.result.params)
     R, g = t.stationarity.R, t.stationarity.g
     parts: dict[str, Outcome] = {}
     if "a" in parts_wanted:
         for k, (w, Rk) in enumerate(zip(W, R, strict=True)):
-            rank = math.floor(claim.rank_scale * min(s.n, *w.shape))
+            rank = math.floor(claim.rank_scale * min(n, *w.shape))
             parts[f"(a) layer {k + 1}"] = judge(
                 spectra.tail_distance(w, max(rank, 0)), spectra.frobenius(Rk),
                 spectra.frobenius(w), f"D_{rank}(W_{k + 1})", certificate=cert,
                 trivial=0.0 if rank >= min(w.shape) else None)
-    if "b" in parts_wanted and s.lam > 0:
+    if "b" in parts_wanted and lam > 0:
         delta1 = layer_errors(t.objective, t.result.params, t.stationarity.slopes)[0][0]
-        allowance = span_rounding(s, X, W[0], R[0], g[0], delta1)
+        allowance = span_rounding(lam, X, W[0], R[0], g[0], delta1)
         parts["(b) W₁ outside span(X)"] = judge(
             spectra.outside_span(W[0], P), spectra.outside_span(R[0], P) + allowance,
             spectra.frobenius(W[0]), "‖W₁P⊥‖_F ≤ ‖R₁P⊥‖_F + rounding", certificate=cert,
@@ -217,6 +228,16 @@ def check_no_decay(s: Setting, ctx: Context) -> Outcome:
                    {"trajectory": obs.errors[:: max(1, len(obs.errors) // 200)]})
 
 
+def applies(arch: Network, obj: Objective) -> str | None:
+    """(a)–(c) need coupled weight decay (λ > 0) and fully connected layers (a conv kernel is
+    applied at many patches: its gradient is not a sum of n outer products)."""
+    if not obj.lam > 0:
+        return "λ = 0: no weight decay, no stationary point to bound"
+    if not isinstance(arch, Architecture):
+        return "a conv net: its gradient is a sum over patches, not of n outer products"
+    return None
+
+
 def controls(scale: Scale) -> tuple[Control, ...]:
     base = Setting(widths=(8, 12, 12, 2), activation="relu", lam=0.01, n=6, data="subspace",
                    dim=3, seed=4, lr=0.05, steps=300)
@@ -262,6 +283,8 @@ THEOREM = Theorem(
     check=check,
     controls=controls,
     pinned=pinned,
+    assess=assess,
+    applies=applies,
     notes=("The paper's stable-rank bound has a constant that is not encoded here: "
            "sr(W_k) is reported in the details of each example.",
            "(c) is an identity check: sr(g_k) lies in the interval from W_k and R_k for any W "
