@@ -38,7 +38,7 @@ from verify.engine.residual import layer_errors
 from verify.engine.setting import Context, Setting, realise
 from verify.measure import spectra
 from verify.nets.data import Dataset
-from verify.tolerances import householder, matmul, unit_roundoff
+from verify.tolerances import factorisation, matmul, unit_roundoff
 
 _s, _lam = sp.symbols("sigma_i lambda", nonnegative=True)
 SVT = sp.Max(_s - _lam, 0)  # the singular value map of the minimiser
@@ -93,7 +93,7 @@ def whitening_rounding(data: Dataset) -> float:
     """A bound on ‖XᵀX/n − I‖₂ for whitened data X = √n·Q, Q from a Householder QR of an
     n × d_0 Gaussian: the loss of orthogonality of Q and the rounding of the product."""
     n, d = data.X.shape
-    return 2 * householder(n, d) + matmul(n) * d
+    return 2 * factorisation(n, d) + matmul(n) * d
 
 
 def _norm2(A: torch.Tensor) -> float:
@@ -126,7 +126,7 @@ def svt_tolerance(W1: torch.Tensor, W2: torch.Tensor, R1: torch.Tensor, R2: torc
     sZ = spectra.singular_values(torch.cat([W1.T, W2]))
     eta = math.hypot(*e) + 0.5 * float(sZ[0]) * delta
     gap = lam - (float(sig_M[k]) if k < len(sig_M) else 0.0)
-    rounding = (householder(W2.shape[0], W1.shape[1]) * (Pn + float(sig_M[0]))
+    rounding = (factorisation(W2.shape[0], W1.shape[1]) * (Pn + float(sig_M[0]))
                 + matmul(W1.shape[0]) * spectra.frobenius(W1) * spectra.frobenius(W2)
                 + matmul(n) * spectra.frobenius(data.X) * spectra.frobenius(data.Y) / n)
     p_tail = (eta / gap) ** 2 if gap > 0 else math.inf
@@ -224,7 +224,7 @@ def check_depth3(s: Setting, ctx: Context) -> Outcome:
     want = svt(sig_M, s.lam)
     got = spectra.singular_values(P)[: len(want)].cpu()
     # the rounding of the SVDs and products: what remains of the tolerance at r = 0
-    rounding = (householder(*P.shape) + matmul(sum(w.shape[0] for w in W))) * (
+    rounding = (factorisation(*P.shape) + matmul(sum(w.shape[0] for w in W))) * (
         float(torch.linalg.matrix_norm(P, 2)) + float(sig_M[0])) * 2
     err = float((got - want).abs().max()) / float(sig_M[0])
     return judge(err, rounding / float(sig_M[0]), 1.0,

@@ -39,7 +39,7 @@ from verify.nets.activations import ACTIVATIONS
 from verify.nets.dense import Architecture
 from verify.nets.network import Network, weights
 from verify.nets.objective import Objective
-from verify.tolerances import EPS, householder, matmul, unit_roundoff
+from verify.tolerances import EPS, factorisation, matmul, unit_roundoff
 
 TRAJECTORY_TOL = 1e-9  # THEOREMS.md: float64 relative error of the trajectory identity
 
@@ -126,7 +126,7 @@ def span_rounding(lam: float, X: torch.Tensor, W1: torch.Tensor, R1: torch.Tenso
     n, d0 = X.shape
     Xn2 = float(torch.linalg.matrix_norm(X, 2))
     XnF, Dn = spectra.frobenius(X), spectra.frobenius(delta1)
-    proj = max(n, d0) * EPS[torch.float64] + 2 * householder(n, d0)
+    proj = max(n, d0) * EPS[torch.float64] + 2 * factorisation(n, d0)
     g_term = Dn * (proj * Xn2 + matmul(n) * XnF) / lam
     products = matmul(d0) * d0**0.5 * (spectra.frobenius(W1) + spectra.frobenius(R1))
     residual = 2 * unit_roundoff() * (spectra.frobenius(W1) + spectra.frobenius(g1) / lam)

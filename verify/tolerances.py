@@ -63,23 +63,12 @@ def gamma(n: int, dtype: torch.dtype = torch.float64) -> float:
     return nu / (1 - nu) if nu < 1 else math.inf
 
 
-# Householder-based factorisations (QR, the bidiagonalisation and QR sweeps of an SVD) are
-# backward stable with an error of γ̃_{mn} = c·m·n·u/(1 − c·m·n·u) of the matrix norm, c a
-# small integer constant (Higham 2002, Thm 19.4 and §20.x); c = 16 covers both sweeps.
-HOUSEHOLDER_C = 16
-
-
-def householder(m: int, n: int, dtype: torch.dtype = torch.float64) -> float:
-    """γ̃_{mn}: the relative backward error of a Householder QR or SVD of an m×n matrix
-    (computed factors are exact for A + ΔA, ‖ΔA‖ ≤ γ̃_{mn}‖A‖), and the loss of
-    orthogonality ‖QᵀQ − I‖ of the computed orthogonal factor."""
-    return gamma(HOUSEHOLDER_C * max(int(m), 1) * max(int(n), 1), dtype)
-
-
 def matmul(inner: int, dtype: torch.dtype = torch.float64) -> float:
     """Relative Frobenius-norm error of a computed product AB with inner dimension ``inner``:
     |fl(AB) − AB| ≤ γ_inner |A||B| entrywise, so ‖fl(AB) − AB‖_F ≤ γ_inner ‖A‖_F‖B‖_F."""
     return gamma(inner, dtype)
+
+
 def gamma_tilde(k: int, dtype: torch.dtype = torch.float64) -> float:
     """γ̃_k = γ_{c·k}: the backward error of a Householder factorisation of k entries."""
     return gamma(C_FACTORISATION * max(int(k), 1), dtype)
@@ -87,7 +76,10 @@ def gamma_tilde(k: int, dtype: torch.dtype = torch.float64) -> float:
 
 def factorisation(m: int, n: int, dtype: torch.dtype = torch.float64) -> float:
     """Relative (to ‖A‖_F) error of the singular values or eigenvalues of an m × n matrix
-    computed by a backward-stable QR/SVD/eigensolver: γ̃_{mn} (table above)."""
+    computed by a backward-stable QR/SVD/eigensolver: γ̃_{mn} (table above). It is also the
+    backward error of the Householder factors themselves (computed factors are exact for
+    A + ΔA, ‖ΔA‖ ≤ γ̃_{mn}‖A‖; Higham 2002, Thm 19.4 and §20) and the loss of orthogonality
+    ‖QᵀQ − I‖ of a computed orthogonal factor."""
     return gamma_tilde(m * n, dtype)
 
 

@@ -126,9 +126,7 @@ def evaluate(task: Task, ctx: Context) -> CheckRecord:
     ``error``, with its traceback — never INCONCLUSIVE."""
     thm = registry()[task.theorem]
     t0 = time.perf_counter()
-    ctrl = None
-    if task.kind is CheckKind.CONTROL:
-        ctrl = next(c for c in thm.controls(SCALES[ctx.scale]) if c.name == task.control)
+    ctrl = _control(task, ctx.scale)
     fn = (ctrl.check or thm.check) if ctrl is not None else thm.check
     error = None
     try:
@@ -169,12 +167,16 @@ def finish_record(task: Task, out: Outcome, error: str | None, seconds: float,
 def lost_record(task: Task, ctx_kw: dict[str, Any], reason: str) -> CheckRecord:
     """The record of a task whose worker process died twice (killed, out of memory): an
     ERROR with the reason — the run goes on without it."""
-    ctrl = None
-    if task.kind is CheckKind.CONTROL:
-        thm = registry()[task.theorem]
-        ctrl = next(c for c in thm.controls(SCALES[ctx_kw.get("scale", "quick")])
-                    if c.name == task.control)
+    ctrl = _control(task, ctx_kw.get("scale", "quick"))
     return finish_record(task, error_outcome(reason), reason, 0.0, ctx_ctrl=ctrl)
+
+
+def _control(task: Task, scale: str) -> Control | None:
+    """The control a task checks (None for an example), found by its name."""
+    if task.kind is not CheckKind.CONTROL:
+        return None
+    controls = registry()[task.theorem].controls(SCALES[scale])
+    return next(c for c in controls if c.name == task.control)
 
 
 def _worker(args: tuple[Task, dict[str, Any]]) -> CheckRecord:
