@@ -62,11 +62,12 @@ class Stage:
 @dataclass(frozen=True)
 class KinkStage(Stage):
     """The kink stage's result: a :class:`Stage` plus the smoothing level β it ended at (the
-    kink band is 30/β) and the slope selection at the kinks (both None when no kink stage
-    improved on its start)."""
+    smoothing band was 30/β), the slope selection at the kinks and the band |z| ≤ ``band``
+    it treats as kinked (all None when no kink stage improved on its start)."""
 
     beta: float | None = None
     slopes: KinkSlopes | None = None
+    band: float | None = None
 
 
 @dataclass(frozen=True)

@@ -211,3 +211,30 @@ def revival_tests(obj: Objective, params: Params, band: float | None = None,
         out.append(Revival(l, tuple(units), m, tuple(v.tolist()), tuple(b.tolist()),
                            s2, starts, exact))
     return tuple(out)
+
+
+def revive(obj: Objective, params: Params, test: Revival, tries: int = 40) -> Params | None:
+    """θ + ε(v, b) along the revival ``test`` found — incoming row of one inactive unit
+    += εv, outgoing column += εb — with ε the largest of ε₀·2^{−k} (k < ``tries``) that
+    lowers F; ε₀ is the RMS row norm of the layer. F changes by ε²·``second_order`` + O(ε³),
+    so a negative value guarantees some ε works. None when none does (rounding)."""
+    layer = test.layer
+    W_in, W_out = params[layer - 1], params[layer]
+    # prefer a zero unit (revival from 0 exactly as the test assumed)
+    zero = [j for j in test.units if not bool(W_in[j].any()) and not bool(W_out[:, j].any())]
+    j = (zero or list(test.units))[0]
+    v = torch.tensor(test.direction, dtype=W_in.dtype, device=W_in.device)
+    b = torch.tensor(test.outgoing, dtype=W_out.dtype, device=W_out.device)
+    eps0 = float(torch.linalg.norm(W_in)) / math.sqrt(W_in.shape[0]) or 1.0
+    best, out = float(obj.value(params)), None
+    for k in range(tries):
+        eps = eps0 * 2.0**-k
+        new = [p.clone() for p in params]
+        new[layer - 1][j] += eps * v
+        new[layer][:, j] += eps * b
+        F = float(obj.value(tuple(new)))
+        if F < best:
+            best, out = F, tuple(new)
+        elif out is not None:
+            break  # past the best ε on the grid
+    return out

@@ -28,9 +28,9 @@ from dataclasses import replace
 
 import torch
 
-from verify.engine.kinks import continuation
+from verify.engine.kinks import BETAS, continuation
 from verify.engine.polish import lbfgs_polish, newton_polish
-from verify.engine.residual import BAND, relative_residual
+from verify.engine.residual import relative_residual, stationarity
 from verify.engine.result import (
     KinkStage,
     Observer,
@@ -39,12 +39,15 @@ from verify.engine.result import (
     TrainResult,
     TrainStatus,
 )
+from verify.engine.revival import revival_tests, revive, testable
 from verify.engine.sgd import batches, on_batch
 from verify.nets.activations import Params
 from verify.nets.data import check_finite
 from verify.nets.objective import Objective
 
 Trace = list[tuple[int, float, float]]  # (step, F, relative residual) as training goes
+KINKED_LBFGS = 200  # L-BFGS iterations on a kinked F before the kink stage
+ESCAPES = 3  # escapes from saddles along revivals of inactive units (each a kink stage)
 
 
 def _gd_phase(obj: Objective, params: Params, cfg: TrainConfig, observer: Observer | None,
@@ -150,9 +153,9 @@ def _first_phase(obj: Objective, init: Params, cfg: TrainConfig, observer: Obser
 def _lbfgs_stage(obj: Objective, params: Params, cfg: TrainConfig, deadline: float,
                  trace: Trace, step0: int) -> Stage:
     """L-BFGS in float64 (:func:`verify.engine.polish.lbfgs_polish`). On a kinked F L-BFGS
-    stalls early (THEOREMS.md "Kinks"): there it is kept short and the kink stage does the
-    rest."""
-    iters = min(cfg.lbfgs_iters, 200) if obj.arch.kinked else cfg.lbfgs_iters
+    stalls early (THEOREMS.md "Kinks"): there it is kept to :data:`KINKED_LBFGS` iterations
+    and the kink stage, whose first smoothing level starts with L-BFGS, does the rest."""
+    iters = min(cfg.lbfgs_iters, KINKED_LBFGS) if obj.arch.kinked else cfg.lbfgs_iters
     return lbfgs_polish(obj, params, iters, cfg.target, deadline, trace, step0)
 
 
@@ -167,9 +170,41 @@ def _newton_stage(obj: Objective, params: Params, cfg: TrainConfig, deadline: fl
 
 def _kink_stage(obj: Objective, params: Params, cfg: TrainConfig, deadline: float,
                 trace: Trace, step0: int) -> KinkStage:
-    """Smoothing continuation and the kink-manifold Newton solve
-    (:func:`verify.engine.kinks.continuation`), traced."""
+    """The kink stage (:func:`verify.engine.kinks.continuation`), then at most
+    :data:`ESCAPES` escapes from saddles: where the certificate's revival test
+    (:mod:`verify.engine.revival`) finds an inactive unit whose revival lowers F to second
+    order by more than κ = λ·max(target, r) (the certificate's threshold at τ = target),
+    θ moves along it (:func:`verify.engine.revival.revive`) and the kink stage runs again
+    from there, from the saddle's smoothing level β on (a smaller β tends to smooth the
+    small revival away: the continuation returns to the saddle) and, when that does not
+    converge, from β/100. Its point replaces the saddle when it converged or at least
+    lowered F — the saddle is known not to be a local minimum. Traced."""
     ks = continuation(obj, params, cfg.target, deadline)
+    total, escaped = ks.iters, 0
+    while (escaped < ESCAPES and ks.status is TrainStatus.CONVERGED and testable(obj)
+           and time.perf_counter() < deadline):
+        r = max(stationarity(obj, ks.params, ks.slopes, "clarke").r)
+        kappa = obj.lam * max(cfg.target, r)
+        worst = min(revival_tests(obj, ks.params, ks.band, ks.slopes),
+                    key=lambda v: v.second_order, default=None)
+        if worst is None or worst.second_order >= -kappa:
+            break
+        moved = revive(obj, ks.params, worst)
+        if moved is None:
+            break
+        escaped += 1
+        for low in ((0.0,) if ks.beta is None else (ks.beta, ks.beta / 100)):
+            nxt = continuation(obj, moved, cfg.target, deadline,
+                               tuple(b for b in BETAS if b >= low))
+            total += nxt.iters
+            if nxt.status is TrainStatus.CONVERGED:
+                break
+        if (nxt.status is TrainStatus.CONVERGED
+                or float(obj.value(nxt.params)) < float(obj.value(ks.params))):
+            ks = nxt
+    if escaped:
+        ks = replace(ks, iters=total, reason=f"{ks.reason}; {escaped} escape(s) from saddles "
+                     "along revivals of inactive units")
     trace.append((step0 + ks.iters, float(obj.value(ks.params)),
                   relative_residual(obj, ks.params)))
     return ks
@@ -205,7 +240,8 @@ def train(obj: Objective, init: Params, cfg: TrainConfig,
         t1 = time.perf_counter()
         last = _lbfgs_stage(obj, first.params, cfg, deadline, trace, first.iters)
         lb_iters, reason = last.iters, last.reason
-        if (last.status is not TrainStatus.DIVERGED
+        kink_next = cfg.continuation and obj.arch.kinked  # Newton stalls at kinks too
+        if (last.status is not TrainStatus.DIVERGED and not kink_next
                 and relative_residual(obj, last.params) > cfg.target):
             last = _newton_stage(obj, last.params, cfg, deadline, trace,
                                  first.iters + lb_iters)
@@ -223,14 +259,13 @@ def train(obj: Objective, init: Params, cfg: TrainConfig,
     timed_out = time.perf_counter() > deadline  # some phase may have stopped on the clock
     if timed_out:
         reason = f"{reason}; {safety_net_note(cfg.max_seconds)}"
-    beta = None if kink is None else kink.beta
     return TrainResult(
         params=tuple(p.detach() for p in last.params), initial=tuple(init),
         trace_steps=tuple(s for s, _, _ in trace), trace_F=tuple(f for _, f, _ in trace),
         trace_residual=tuple(r for _, _, r in trace), gd_steps=first.iters,
         lbfgs_iters=lb_iters, continuation_iters=cont_iters, stop_reason=reason,
         seconds=time.perf_counter() - t0, status=last.status, stages=stages,
-        kink_band=None if beta is None else BAND / beta,
+        kink_band=None if kink is None else kink.band,
         slopes=None if kink is None else kink.slopes, cost=cost, timed_out=timed_out)
 
 
