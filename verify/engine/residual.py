@@ -177,7 +177,9 @@ def clarke_residual(obj: Objective, params: Params, band: float,
     init = base if start is None else start.values
     theta = flat(params).detach()
     dev = theta.device
-    dense = theta.numel() * K <= DENSE_JACOBIAN_ENTRIES
+    # one slope: dense (P × 1 is small; scipy's 2-D subspace step of tr_solver='lsmr' needs
+    # two variables)
+    dense = K == 1 or theta.numel() * K <= DENSE_JACOBIAN_ENTRIES
 
     def grad_of(s: Tensor) -> Tensor:
         kinks = _scatter(masks, base, s)
