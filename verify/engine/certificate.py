@@ -139,7 +139,7 @@ def _kernel_projector(zk: Callable[[Tensor], Tensor], theta: Tensor
     ‖J_z P v‖ ≤ PROJECTION_TOL·‖J_z‖·‖P v‖. Raises :class:`_ProjectionCapped` when a solve
     stops on its iteration cap: an inexact projector is neither symmetric nor linear (LSQR
     stops at a different Krylov step for each v), and Lanczos on it returns garbage."""
-    zval, pullback = torch.func.vjp(zk, theta)
+    zval, pullback = torch.func.vjp(zk, theta)  # type: ignore[misc]  # 2 without has_aux
     P, K = theta.numel(), zval.numel()
 
     def jt(y: np.ndarray) -> np.ndarray:

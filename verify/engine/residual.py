@@ -203,7 +203,7 @@ def clarke_residual(obj: Objective, params: Params, band: float,
         "maxiter": LSMR_MAX_ITER, "atol": LSMR_TOL, "btol": LSMR_TOL}}
     sol = least_squares(fun, s0.clamp(lo, hi).numpy(), jac=jac, bounds=(lo, hi),
                         method="trf", xtol=1e-15, ftol=1e-15, gtol=1e-15, max_nfev=max_evals,
-                        **krylov)  # type: ignore[arg-type]
+                        **krylov)
     s = np.clip(sol.x, lo, hi)
     if float(np.linalg.norm(fun(s))) > float(np.linalg.norm(fun(s0.numpy()))):
         s = s0.clamp(lo, hi).numpy()  # keep the start when the solver ends worse
@@ -218,7 +218,7 @@ def _jacobian_operator(grad_of: Callable[[Tensor], Tensor], s: Tensor, P: int
     derivative (torch.func.jvp), Jᵀ w by one reverse-mode derivative (torch.func.vjp, its
     forward pass shared by every product at this ``s``). Exact up to rounding: the scaled
     gradient is multilinear in the slopes, and both products are its derivative."""
-    _, pullback = torch.func.vjp(grad_of, s)
+    _, pullback = torch.func.vjp(grad_of, s)  # type: ignore[misc]  # 2 without has_aux
 
     def matvec(v: np.ndarray) -> np.ndarray:
         vt = torch.as_tensor(np.ravel(v), dtype=s.dtype, device=s.device)
