@@ -177,8 +177,6 @@ def _tangent_lanczos(gradF: Callable[[Tensor], Tensor], zk: Callable[[Tensor], T
     P = theta.numel()
     K = int(zk(theta).numel())
     Hv = hvp(gradF, theta)
-    norm, _ = _smallest(LinearOperator((P, P), matvec=Hv, dtype=np.float64), "LM")
-    c = 2 * abs(norm) if norm else 1.0
     project = _kernel_projector(zk, theta)
 
     def shifted(v: np.ndarray) -> np.ndarray:
@@ -187,6 +185,9 @@ def _tangent_lanczos(gradF: Callable[[Tensor], Tensor], zk: Callable[[Tensor], T
         return project(Hv(u)) + c * (v - u)
 
     try:
+        project(np.ones(P))  # an ill-conditioned J_z ends the route before any H v
+        norm, _ = _smallest(LinearOperator((P, P), matvec=Hv, dtype=np.float64), "LM")
+        c = 2 * abs(norm) if norm else 1.0
         val, partial = _smallest(LinearOperator((P, P), matvec=shifted, dtype=np.float64), "SA")
     except _ProjectionCapped:
         return None, (f"skipped: the projection onto the tangent space of {K} kinks did not "
