@@ -99,10 +99,17 @@ def test_a_capped_projection_is_skipped_not_reported(monkeypatch: pytest.MonkeyP
     """An LSQR solve stopped by its cap leaves a projector that is neither linear nor
     symmetric: the route says so instead of returning Lanczos on it."""
     obj, params, slopes = _kinked_net(*CASES[0])
+    dense, _ = C.min_hessian_eigenvalue(obj, params, slopes)
     monkeypatch.setattr(C, "EXACT_HESSIAN_LIMIT", 0)
     monkeypatch.setattr(C, "PROJECTION_MAX_ITER", 1)
+    monkeypatch.setattr(C, "DENSE_TANGENT_FALLBACK", 0)
     eig, how = C.min_hessian_eigenvalue(obj, params, slopes)
     assert eig is None and how.startswith("skipped: the projection onto the tangent space")
+    # where the dense route is still affordable, it answers instead (the same number)
+    monkeypatch.setattr(C, "DENSE_TANGENT_FALLBACK", 10_000)
+    eig, how = C.min_hessian_eigenvalue(obj, params, slopes)
+    assert eig == dense and how == ("tangent (97 of 112 directions, dense: the Krylov "
+                                    "projection did not converge)")
 
 
 def test_a_vertex_is_skipped() -> None:
