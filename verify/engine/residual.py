@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from scipy.optimize import least_squares, lsq_linear
+from scipy.sparse.linalg import LinearOperator
 from torch import Tensor
 
 from verify.nets.activations import KinkSlopes, Params, sigma_slope_range
@@ -142,13 +143,27 @@ def smoothing_slopes(obj: Objective, params: Params, beta: float) -> KinkSlopes:
     return KinkSlopes(masks, vals)
 
 
+# The dense Jacobian of the scaled gradient w.r.t. the K slopes (P × K) costs K forward-mode
+# passes, P·K floats of memory and, in each bounded linear solve, a factorisation of O(P·K²):
+# 2e6 entries is 16 MB and about a second per solve. Above it the Jacobian stays an operator
+# (one jvp per product, one vjp per transposed product) and every solve is Krylov (LSMR).
+DENSE_JACOBIAN_ENTRIES = 2_000_000
+MAX_KINKS = 200_000  # the matrix-free path has no memory limit in K; this bounds its time
+# Iteration caps of every solver call (results depend on iterations, never on wall-clock time):
+LINEAR_MAX_ITER = 100  # trust-region iterations of one bounded linear solve (scipy's default)
+LSMR_MAX_ITER = 200  # Krylov iterations of one LSMR solve (matrix-free path)
+LSMR_TOL = 1e-12  # LSMR's relative stopping tolerance (atol = btol) on the matrix-free path
+
+
 def clarke_residual(obj: Objective, params: Params, band: float,
-                    start: KinkSlopes | None = None, max_kinks: int = 3000,
+                    start: KinkSlopes | None = None, max_kinks: int = MAX_KINKS,
                     max_evals: int = 20) -> tuple[KinkSlopes | None, int, str]:
     """The slopes minimising Σ_k r_k² over the kink band, their count, and a note.
 
     With ``start``, its masks define the kinked entries (the band is then only reported).
     Returns ``(None, K, note)`` when there is nothing to optimise (K = 0) or K is too large.
+    Below :data:`DENSE_JACOBIAN_ENTRIES` (P·K) the Jacobian is dense (jacfwd); above it a
+    LinearOperator (:func:`_jacobian_operator`) and the solves are LSMR, with the same caps.
     """
     masks = kink_masks(obj, params, band) if start is None else start.masks
     K = int(sum(int(m.sum()) for m in masks))
@@ -162,6 +177,9 @@ def clarke_residual(obj: Objective, params: Params, band: float,
     init = base if start is None else start.values
     theta = flat(params).detach()
     dev = theta.device
+    # one slope: dense (P × 1 is small; scipy's 2-D subspace step of tr_solver='lsmr' needs
+    # two variables)
+    dense = K == 1 or theta.numel() * K <= DENSE_JACOBIAN_ENTRIES
 
     def grad_of(s: Tensor) -> Tensor:
         kinks = _scatter(masks, base, s)
@@ -170,17 +188,22 @@ def clarke_residual(obj: Objective, params: Params, band: float,
 
     s0 = torch.cat([b.reshape(-1)[m.reshape(-1) > 0] for m, b in zip(masks, init, strict=True)])
 
-    # The gradient is multilinear in the slopes; its Jacobian comes from forward mode.
     def fun(s: np.ndarray) -> np.ndarray:
         return grad_of(torch.as_tensor(s, dtype=theta.dtype, device=dev)).detach().cpu().numpy()
 
-    def jac(s: np.ndarray) -> np.ndarray:
+    # The gradient is multilinear in the slopes; its Jacobian comes from forward mode.
+    def jac(s: np.ndarray) -> np.ndarray | LinearOperator:
         st = torch.as_tensor(s, dtype=theta.dtype, device=dev)
+        if not dense:
+            return _jacobian_operator(grad_of, st, theta.numel())
         return torch.func.jacfwd(grad_of)(st).detach().cpu().numpy()
 
     s0 = s0.cpu()
+    krylov = {} if dense else {"tr_solver": "lsmr", "tr_options": {
+        "maxiter": LSMR_MAX_ITER, "atol": LSMR_TOL, "btol": LSMR_TOL}}
     sol = least_squares(fun, s0.clamp(lo, hi).numpy(), jac=jac, bounds=(lo, hi),
-                        method="trf", xtol=1e-15, ftol=1e-15, gtol=1e-15, max_nfev=max_evals)
+                        method="trf", xtol=1e-15, ftol=1e-15, gtol=1e-15, max_nfev=max_evals,
+                        **krylov)
     s = np.clip(sol.x, lo, hi)
     if float(np.linalg.norm(fun(s))) > float(np.linalg.norm(fun(s0.numpy()))):
         s = s0.clamp(lo, hi).numpy()  # keep the start when the solver ends worse
@@ -189,11 +212,45 @@ def clarke_residual(obj: Objective, params: Params, band: float,
             f"{K} kinks in |z| ≤ {band:.1e}")
 
 
+def _jacobian_operator(grad_of: Callable[[Tensor], Tensor], s: Tensor, P: int
+                       ) -> LinearOperator:
+    """J = ∂ grad_of/∂s at ``s`` as a P × K scipy LinearOperator: J v by one forward-mode
+    derivative (torch.func.jvp), Jᵀ w by one reverse-mode derivative (torch.func.vjp, its
+    forward pass shared by every product at this ``s``). Exact up to rounding: the scaled
+    gradient is multilinear in the slopes, and both products are its derivative."""
+    _, pullback = torch.func.vjp(grad_of, s)  # type: ignore[misc]  # 2 without has_aux
+
+    def matvec(v: np.ndarray) -> np.ndarray:
+        vt = torch.as_tensor(np.ravel(v), dtype=s.dtype, device=s.device)
+        _, out = torch.func.jvp(grad_of, (s,), (vt,))  # type: ignore[misc]
+        return out.detach().cpu().numpy()
+
+    def rmatvec(w: np.ndarray) -> np.ndarray:
+        wt = torch.as_tensor(np.ravel(w), dtype=s.dtype, device=s.device)
+        (out,) = pullback(wt)
+        return out.detach().cpu().numpy()
+
+    return LinearOperator((P, s.numel()), matvec=matvec, rmatvec=rmatvec, dtype=np.float64)
+
+
+def _linear_solve(J: np.ndarray | LinearOperator, b: np.ndarray, lo: float,
+                  hi: float) -> np.ndarray:
+    """argmin_{lo ≤ x ≤ hi} ‖J x − b‖, capped: BVLS (exact, small K) or the trust-region
+    reflective method — with an exact inner solve for a dense J, LSMR for an operator."""
+    if isinstance(J, LinearOperator):
+        return lsq_linear(J, b, bounds=(lo, hi), method="trf", lsq_solver="lsmr",
+                          lsmr_tol=LSMR_TOL, lsmr_maxiter=LSMR_MAX_ITER, tol=1e-15,
+                          max_iter=LINEAR_MAX_ITER).x
+    n = J.shape[1]
+    return lsq_linear(J, b, bounds=(lo, hi), method="bvls" if n <= 200 else "trf", tol=1e-15,
+                      max_iter=n if n <= 200 else LINEAR_MAX_ITER).x
+
+
 def _bounded_gauss_newton(fun: Callable[[np.ndarray], np.ndarray],
-                          jac: Callable[[np.ndarray], np.ndarray], s: np.ndarray, lo: float,
-                          hi: float, iters: int) -> np.ndarray:
-    """Refine s by Gauss–Newton steps, each an exact box-constrained linear least-squares
-    solve (scipy ``lsq_linear``) with backtracking.
+                          jac: Callable[[np.ndarray], np.ndarray | LinearOperator],
+                          s: np.ndarray, lo: float, hi: float, iters: int) -> np.ndarray:
+    """Refine s by Gauss–Newton steps, each a box-constrained linear least-squares solve
+    (:func:`_linear_solve`, capped) with backtracking.
 
     The scaled gradient is multilinear in the slopes — affine when the kinks lie in one
     layer, where one step reaches the minimum. The trust-region solver alone can stall on a
@@ -203,8 +260,7 @@ def _bounded_gauss_newton(fun: Callable[[np.ndarray], np.ndarray],
     cur = float(np.linalg.norm(fun(s)))
     for _ in range(iters):
         r, J = fun(s), jac(s)
-        target = lsq_linear(J, J @ s - r, bounds=(lo, hi),
-                            method="bvls" if s.size <= 200 else "trf", tol=1e-15).x
+        target = _linear_solve(J, J @ s - r, lo, hi)
         step, t, moved = np.clip(target, lo, hi) - s, 1.0, False
         while t > 1e-6:
             cand = s + t * step
