@@ -112,8 +112,8 @@ def test_momentum_and_adam_ensembles_equal_a_loop(name: str,
 
         def update(g, state, ps):  # type: ignore[no-untyped-def]
             if kind == "adam":  # bias corrections at t + 1
-                new, st = good.update(g, state._replace(count=state.count + 1), ps)
-                return new, st._replace(count=state.count + 1)
+                new, st = good.update(g, state._replace(step=state.step + 1), ps)
+                return new, st._replace(step=state.step + 1)
             return good.update(tuple((1 - sgd.per_network(mu, x)) * x  # type: ignore[arg-type]
                                      for x in g), state, ps)
 

@@ -101,8 +101,8 @@ def _bad_adam(lr: float | torch.Tensor) -> sgd.Optimizer:
     good = sgd.adam(lr)
 
     def update(g, state, ps):  # type: ignore[no-untyped-def]
-        new, st = good.update(g, state._replace(count=state.count + 1), ps)
-        return new, st._replace(count=state.count + 1)
+        new, st = good.update(g, state._replace(step=state.step + 1), ps)
+        return new, st._replace(step=state.step + 1)
 
     return sgd.Optimizer("adam", good.init, update)
 

@@ -37,6 +37,7 @@ the same cache.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Hashable, Sequence
@@ -139,7 +140,7 @@ def default_chunk(arch: Architecture, n: int) -> int:
     the optimiser) at memory speed (measured, K = 64, 128 samples, 2-core AMD EPYC, 1 MiB
     L2 per core: width 64 fastest in chunks of 8–16, width 256 in chunks of 1–2).
     """
-    largest = max(a * b for a, b in zip(arch.widths, arch.widths[1:], strict=False))
+    largest = max(a * b for a, b in itertools.pairwise(arch.widths))
     return max(1, CHUNK_ELEMENTS // max(1, n * max(arch.widths) + largest))
 
 
@@ -215,7 +216,7 @@ def _chunks(K: int, size: int) -> list[slice]:
     (equal lengths: a remainder chunk of a few networks would cost a whole step's overhead)."""
     m = -(-K // size)
     cuts = [K * j // m for j in range(m + 1)]
-    return [slice(a, b) for a, b in zip(cuts, cuts[1:], strict=False)]
+    return [slice(a, b) for a, b in itertools.pairwise(cuts)]
 
 
 def gd_ensemble(objectives: Sequence[Objective], inits: Sequence[Params],

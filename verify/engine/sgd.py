@@ -153,7 +153,7 @@ def momentum(lr: Rate, mu: Rate) -> Optimizer:
 class AdamState(NamedTuple):
     """Steps taken t, first moment m and second moment v (m(0) = v(0) = 0)."""
 
-    count: int
+    step: int
     mu: Params
     nu: Params
 
@@ -176,7 +176,7 @@ def adam(lr: Rate, b1: float = ADAM_BETAS[0], b2: float = ADAM_BETAS[1],
 
     def update(grads: Params, state: OptState, params: Params) -> tuple[Params, OptState]:
         assert isinstance(state, AdamState)
-        t = state.count + 1
+        t = state.step + 1
         m = tuple(b1 * m + (1 - b1) * g for m, g in zip(state.mu, grads, strict=True))
         v = tuple(b2 * v + (1 - b2) * g * g for v, g in zip(state.nu, grads, strict=True))
         c1, c2 = 1 - b1**t, 1 - b2**t
