@@ -286,3 +286,37 @@ def test_realise_all_groups_by_optimiser(monkeypatch: pytest.MonkeyPatch) -> Non
         ref = realise(s, Context())
         for a, b in zip(t.result.params, ref.result.params, strict=True):
             assert _rel(a, b) <= 1e-12, (s.optimizer, _rel(a, b))
+
+
+@pytest.mark.parametrize(("activation", "loss", "bias", "residual"), [
+    ("relu", "squared", False, False), ("tanh", "ce", True, False),
+    ("softplus", "logistic", True, True)])
+def test_stacked_forward_and_loss_equal_a_loop(activation: str, loss: str, bias: bool,
+                                               residual: bool) -> None:
+    """The ensemble's losses come from the one forward and the one data_loss given a leading
+    network axis: each equals forward + data_loss of that network alone, to the rounding of
+    a forward pass and a loss over n·d_L terms (relative to the loss and the outputs'
+    size); a mutant that pairs every network with its neighbour's data does not."""
+    from tests.helpers import assert_close
+    from verify.engine.ensemble import batched_losses, stack
+    from verify.nets.network import forward
+    from verify.nets.objective import data_loss
+    from verify.tolerances import network_ops
+
+    widths = (4, 6, 6, 1 if loss == "logistic" else 3)
+    arch = Architecture(widths, activation, bias=bias, residual=residual)
+    sets = [D.clusters(12, 4, 3, seed=i, loss=loss) for i in range(3)]
+    inits = [init_params(arch, 7 + i) for i in range(3)]
+    if bias:  # nonzero biases, so that their broadcast over the samples is exercised
+        inits = [(*p[:3], *(torch.full_like(b, 0.1 * (i + 1)) for b in p[3:]))
+                 for i, p in enumerate(inits)]
+    X, Y = torch.stack([d.X for d in sets]), torch.stack([d.Y for d in sets])
+    got = batched_losses(arch, loss, stack(inits), X, Y)
+    outs = [forward(arch, p, d.X) for p, d in zip(inits, sets, strict=True)]
+    want = torch.stack([data_loss(d, o) for d, o in zip(sets, outs, strict=True)])
+    ops = network_ops(widths) + 12 * widths[-1] + 8
+    scale = float(want.abs().max()) + max(float(o.abs().max()) for o in outs) ** 2
+    assert_close(got, want, ops=ops, scale=scale)
+    with pytest.raises(AssertionError):
+        assert_close(batched_losses(arch, loss, stack([*inits[1:], inits[0]]), X, Y), want,
+                     ops=ops, scale=scale)

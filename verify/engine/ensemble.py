@@ -8,10 +8,11 @@ hyperparameters (step η_i, decay λ_i). The objectives
 are independent, so the gradient of their sum Σ_i L̂_i with respect to the stacked
 parameters Θ = (θ_1, …, θ_K) is exactly (∇L̂_1(θ_1), …, ∇L̂_K(θ_K)): one backward pass through
 one batched forward (:func:`verify.nets.network.forward`, whose dense layers take a leading
-network axis: batched matmuls; the loss :func:`verify.nets.objective.data_loss` mapped over
-that axis) gives every network's data gradient. (A ``torch.func.vmap`` of the whole forward
-gives the same numbers but measured ~20% slower per step at width 16: its batching rules add
-permutes and reshapes around every op.) The full-batch first phase, e.g. for GD
+network axis: batched matmuls; the loss :func:`verify.nets.objective.data_loss`, which then
+reduces per network) gives every network's data gradient. (A ``torch.func.vmap`` of the
+whole forward gives the same numbers but measured ~20% slower per step at width 16: its
+batching rules add permutes and reshapes around every op.) The full-batch first phase, e.g.
+for GD
 
     θ_i(t+1) = θ_i(t) − η_i (∇L̂_i(θ_i(t)) + λ_i θ_i(t)),
 
@@ -117,13 +118,12 @@ def _check_compatible(objectives: Sequence[Objective], inits: Sequence[Params]) 
 
 def batched_losses(arch: Architecture, kind: str, stacked: Params, X: Tensor,
                    Y: Tensor) -> Tensor:
-    """(L̂_i(θ_i))_i for every network i: the one forward
-    (:func:`verify.nets.network.forward`, whose dense layers take a leading network axis:
-    batched matmuls, K × n × d_L out) and the one loss
-    (:func:`verify.nets.objective.data_loss`, mapped over the network axis by
-    ``torch.func.vmap``, which batches its reductions per network)."""
-    out = forward(arch, stacked, X)
-    return torch.func.vmap(lambda o, x, y: data_loss(Dataset(x, y, kind, ""), o))(out, X, Y)
+    """(L̂_i(θ_i))_i for every network i: the one forward (:func:`verify.nets.network.forward`,
+    whose dense layers take a leading network axis: batched matmuls, K × n × d_L out) and the
+    one loss (:func:`verify.nets.objective.data_loss`, which reduces per network when given
+    that axis). (A ``torch.func.vmap`` of ``data_loss`` gives the same numbers but measured
+    ~20% of a step at width 16.)"""
+    return data_loss(Dataset(X, Y, kind, "stack"), forward(arch, stacked, X))
 
 
 CHUNK_ELEMENTS = 2**18  # numbers per chunk: 2 MiB in float64 (measured best, see below)
