@@ -82,6 +82,47 @@ def test_batched_gd_equals_loop_for_other_nets_and_losses(activation: str, width
             assert math.isclose(fa, fb, rel_tol=1e-12)
 
 
+def _max_gap(objs: list[Objective], inits: list, cfgs: list[TrainConfig]) -> float:
+    """The largest relative gap, over networks and parameter tensors, between the batched
+    first phase and a loop of single-network train()."""
+    got = train_ensemble(objs, inits, cfgs)
+    return max(_rel(a, b) for obj, init, cfg, g in zip(objs, inits, cfgs, got, strict=True)
+               for a, b in zip(g.params, train(obj, init, cfg).params, strict=True))
+
+
+@pytest.mark.parametrize("name", ["momentum", "adam"])
+def test_momentum_and_adam_ensembles_equal_a_loop(name: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """K = 3 networks (own λ, η, μ, step counts) stepped by one optimiser pair on the stack
+    agree with the single route network by network, to the 1e-12 the module states; the
+    same check catches an ensemble whose optimiser is wrong — Adam's bias corrections one
+    step off, momentum with dampening — while the single route stays right."""
+    import verify.engine.ensemble as E
+    from verify.engine import sgd
+
+    objs, inits = _case("tanh", bias=True, k=3)
+    lr = 0.01 if name == "adam" else 0.05
+    cfgs = [TrainConfig(optimizer=name, lr=lr * (i + 1), momentum=(0.9, 0.5, 0.8)[i],
+                        steps=(80, 60, 80)[i], polish=False, record_every=9)
+            for i in range(3)]
+    assert _max_gap(objs, inits, cfgs) <= 1e-12
+
+    def mutant(kind: str, lr: object, mu: object) -> sgd.Optimizer:
+        good = sgd.optimizer(kind, lr, mu)  # type: ignore[arg-type]
+
+        def update(g, state, ps):  # type: ignore[no-untyped-def]
+            if kind == "adam":  # bias corrections at t + 1
+                new, st = good.update(g, state._replace(step=state.step + 1), ps)
+                return new, st._replace(step=state.step + 1)
+            return good.update(tuple((1 - sgd.per_network(mu, x)) * x  # type: ignore[arg-type]
+                                     for x in g), state, ps)
+
+        return sgd.Optimizer(kind, good.init, update)
+
+    monkeypatch.setattr(E, "optimizer", mutant)
+    assert _max_gap(objs, inits, cfgs) > 1e-6
+
+
 def test_per_network_steps_and_divergence_stop_only_that_network() -> None:
     objs, inits = _case("tanh")
     cfgs = [TrainConfig(lr=0.05, steps=40, polish=False), TrainConfig(lr=0.05, steps=15,
@@ -127,8 +168,11 @@ def test_incompatible_networks_are_refused() -> None:
         train_ensemble([objs[0], other], inits)
     with pytest.raises(UsageError):
         train_ensemble(objs, inits[:1])
-    with pytest.raises(UsageError):
-        train_ensemble(objs, inits, TrainConfig(optimizer="adam"))
+    # one optimiser steps the stack; mini-batches and low precision are per-network routes
+    for bad in ([TrainConfig(optimizer="adam"), TrainConfig(optimizer="momentum")],
+                TrainConfig(batch=4), TrainConfig(precision="float32")):
+        with pytest.raises(UsageError):
+            train_ensemble(objs, inits, bad)
 
 
 GRID = [Setting(widths=(4, 6, 3), activation="tanh", lam=lam, n=8, seed=seed, lr=0.1,
@@ -218,3 +262,61 @@ def test_relative_residuals_of_a_stack_equal_a_loop() -> None:
                for w, g in zip(W, G, strict=True)) / d
     finite = torch.isfinite(got)
     assert bool((mean[finite] < got[finite] * (1 - tol)).any())
+
+
+def test_realise_all_groups_by_optimiser(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Momentum and Adam first phases are batched too, one optimiser per ensemble: a grid
+    mixing the three splits into three groups, each trained once, and each network is the
+    one realise gives."""
+    import verify.engine.ensemble as E
+
+    seen: list[tuple[str, ...]] = []
+    real = E.train_ensemble
+
+    def spy(objs, inits, cfgs, **kw):  # type: ignore[no-untyped-def]
+        seen.append(tuple(c.optimizer for c in cfgs))
+        return real(objs, inits, cfgs, **kw)
+
+    monkeypatch.setattr(E, "train_ensemble", spy)
+    grid = [replace(s, polish=False, optimizer=o, lr=0.01 if o == "adam" else 0.05)
+            for o in ("gd", "momentum", "adam") for s in GRID[:2]]
+    got = realise_all(grid, Context())
+    assert sorted(seen) == [("adam",) * 2, ("gd",) * 2, ("momentum",) * 2]
+    for s, t in zip(grid, got, strict=True):
+        ref = realise(s, Context())
+        for a, b in zip(t.result.params, ref.result.params, strict=True):
+            assert _rel(a, b) <= 1e-12, (s.optimizer, _rel(a, b))
+
+
+@pytest.mark.parametrize(("activation", "loss", "bias", "residual"), [
+    ("relu", "squared", False, False), ("tanh", "ce", True, False),
+    ("softplus", "logistic", True, True)])
+def test_stacked_forward_and_loss_equal_a_loop(activation: str, loss: str, bias: bool,
+                                               residual: bool) -> None:
+    """The ensemble's losses come from the one forward and the one data_loss given a leading
+    network axis: each equals forward + data_loss of that network alone, to the rounding of
+    a forward pass and a loss over n·d_L terms (relative to the loss and the outputs'
+    size); a mutant that pairs every network with its neighbour's data does not."""
+    from tests.helpers import assert_close
+    from verify.engine.ensemble import batched_losses, stack
+    from verify.nets.network import forward
+    from verify.nets.objective import data_loss
+    from verify.tolerances import network_ops
+
+    widths = (4, 6, 6, 1 if loss == "logistic" else 3)
+    arch = Architecture(widths, activation, bias=bias, residual=residual)
+    sets = [D.clusters(12, 4, 3, seed=i, loss=loss) for i in range(3)]
+    inits = [init_params(arch, 7 + i) for i in range(3)]
+    if bias:  # nonzero biases, so that their broadcast over the samples is exercised
+        inits = [(*p[:3], *(torch.full_like(b, 0.1 * (i + 1)) for b in p[3:]))
+                 for i, p in enumerate(inits)]
+    X, Y = torch.stack([d.X for d in sets]), torch.stack([d.Y for d in sets])
+    got = batched_losses(arch, loss, stack(inits), X, Y)
+    outs = [forward(arch, p, d.X) for p, d in zip(inits, sets, strict=True)]
+    want = torch.stack([data_loss(d, o) for d, o in zip(sets, outs, strict=True)])
+    ops = network_ops(widths) + 12 * widths[-1] + 8
+    scale = float(want.abs().max()) + max(float(o.abs().max()) for o in outs) ** 2
+    assert_close(got, want, ops=ops, scale=scale)
+    with pytest.raises(AssertionError):
+        assert_close(batched_losses(arch, loss, stack([*inits[1:], inits[0]]), X, Y), want,
+                     ops=ops, scale=scale)

@@ -7,15 +7,19 @@ hyperparameters (step η_i, decay λ_i). The objectives
 
 are independent, so the gradient of their sum Σ_i L̂_i with respect to the stacked
 parameters Θ = (θ_1, …, θ_K) is exactly (∇L̂_1(θ_1), …, ∇L̂_K(θ_K)): one backward pass through
-one batched forward (:func:`verify.nets.network.forward` with a leading network axis: batched
-matmuls) gives every network's data gradient. (A ``torch.func.vmap`` of ``forward`` gives
-the same numbers but measured ~20% slower per step at width 16: its batching rules add
-permutes and reshapes around every op.) The full-batch GD phase
+one batched forward (:func:`verify.nets.network.forward`, whose dense layers take a leading
+network axis: batched matmuls; the loss :func:`verify.nets.objective.data_loss`, which then
+reduces per network) gives every network's data gradient. (A ``torch.func.vmap`` of the
+whole forward gives the same numbers but measured ~20% slower per step at width 16: its
+batching rules add permutes and reshapes around every op.) The full-batch first phase, e.g.
+for GD
 
-    θ_i(t+1) = θ_i(t) − η_i (∇L̂_i(θ_i(t)) + λ_i θ_i(t))
+    θ_i(t+1) = θ_i(t) − η_i (∇L̂_i(θ_i(t)) + λ_i θ_i(t)),
 
-is then one batched update per step, the same arithmetic as :func:`verify.engine.train.train`
-(equal up to the rounding of a batched vs. a single matmul; tested ≤ 1e-12 relative).
+is then one batched update per step by the optimiser pair of the single route
+(:func:`verify.engine.sgd.optimizer`: gd, heavy-ball momentum or Adam; η_i and μ_i a (K,)
+tensor), the same arithmetic as :func:`verify.engine.train.train` (equal up to the rounding
+of a batched vs. a single matmul; tested ≤ 1e-12 relative).
 
 Why: on a small CPU the cost of training a small net is interpreter and dispatch overhead,
 not FLOPs; stacking K nets pays that overhead once per step instead of K times.
@@ -34,6 +38,7 @@ the same cache.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Hashable, Sequence
@@ -46,13 +51,14 @@ from verify.engine.certificate import Certificate, certify
 from verify.engine.residual import relative_residuals
 from verify.engine.result import TrainConfig, TrainResult, TrainStatus
 from verify.engine.setting import Context, Setting, Trained, is_cached, realise_any, store
+from verify.engine.sgd import optimizer, per_network
 from verify.engine.train import safety_net_note, train
 from verify.errors import UsageError, require
-from verify.nets.activations import Params, sigma
-from verify.nets.data import check_finite
+from verify.nets.activations import Params
+from verify.nets.data import Dataset, check_finite
 from verify.nets.dense import Architecture
-from verify.nets.network import Network
-from verify.nets.objective import Objective
+from verify.nets.network import Network, forward
+from verify.nets.objective import Objective, data_loss
 
 Trace = list[tuple[int, float, float]]
 
@@ -64,7 +70,17 @@ def stack(params: Sequence[Params]) -> Params:
 
 def unstack(stacked: Params, i: int) -> Params:
     """θ_i out of the stacked Θ (contiguous copies, so later steps cannot alias it)."""
-    return tuple(t[i].clone() for t in stacked)
+    return tuple(t[i].clone(memory_format=torch.contiguous_format) for t in stacked)
+
+
+def column_major(stacked: Params, depth: int) -> Params:
+    """Θ with every weight stack W (K × d_k × d_{k−1}) stored as the contiguous Wᵀ: the same
+    values, another memory layout. Why: the forward multiplies by Wᵀ, whose gradient autograd
+    returns as the transpose of a contiguous product, i.e. in this layout; parameters,
+    gradients and optimiser state in one layout keep the optimiser's elementwise steps on
+    contiguous memory (mixed layouts measured up to ~10× slower per element at width 256),
+    and the forward's product is a plain (untransposed) batched matmul."""
+    return tuple(p.mT.contiguous().mT if k < depth else p for k, p in enumerate(stacked))
 
 
 def _dense(arch: Network) -> Architecture:
@@ -100,66 +116,47 @@ def _check_compatible(objectives: Sequence[Objective], inits: Sequence[Params]) 
     return _dense(first.arch)
 
 
-def batched_forward(arch: Architecture, stacked: Params, X: Tensor) -> Tensor:
-    """f_i(X_i) for every network i: :func:`verify.nets.network.forward` with a leading network
-    axis (K × n × d_L), the layer maps h ↦ h W_kᵀ (+ b_k) as batched matmuls. The same
-    σ (:func:`verify.nets.activations.sigma`) and residual rule; tested equal to a loop of
-    ``forward``.
-    """
-    L = arch.depth
-    h = X
-    for k in range(L):
-        z = torch.matmul(h, stacked[k].transpose(1, 2))
-        if arch.bias:
-            z = z + stacked[L + k].unsqueeze(1)
-        if k == L - 1:
-            return z
-        a = sigma(arch.activation, z)
-        h = h + a if (arch.residual and k > 0 and a.shape == h.shape) else a
-    raise AssertionError("unreachable")
+def batched_losses(arch: Architecture, kind: str, stacked: Params, X: Tensor,
+                   Y: Tensor) -> Tensor:
+    """(L̂_i(θ_i))_i for every network i: the one forward (:func:`verify.nets.network.forward`,
+    whose dense layers take a leading network axis: batched matmuls, K × n × d_L out) and the
+    one loss (:func:`verify.nets.objective.data_loss`, which reduces per network when given
+    that axis). (A ``torch.func.vmap`` of ``data_loss`` gives the same numbers but measured
+    ~20% of a step at width 16.)"""
+    return data_loss(Dataset(X, Y, kind, "stack"), forward(arch, stacked, X))
 
 
-def batched_losses(kind: str, out: Tensor, Y: Tensor) -> Tensor:
-    """(L̂_i)_i: :func:`verify.nets.objective.data_loss` of every network (out: K × n × d_L)."""
-    K, n = int(out.shape[0]), int(out.shape[1])
-    if kind == "squared":
-        return 0.5 * ((out - Y) ** 2).flatten(1).sum(1) / n
-    if kind == "logistic":
-        return torch.nn.functional.softplus(-Y * out[..., 0]).mean(1)
-    return torch.nn.functional.cross_entropy(out.flatten(0, 1), Y.flatten(),
-                                             reduction="none").view(K, n).mean(1)
-
-
-CHUNK_ELEMENTS = 2**18  # activations per layer per chunk: 2 MiB in float64
+CHUNK_ELEMENTS = 2**18  # numbers per chunk: 2 MiB in float64 (measured best, see below)
 
 
 def default_chunk(arch: Architecture, n: int) -> int:
-    """How many networks to batch together: as many as keep one layer's activations of the
-    chunk (networks × n × widest layer) within :data:`CHUNK_ELEMENTS`.
+    """How many networks to batch together: as many as keep a chunk's footprint — per network
+    one layer's activations (n × widest layer) plus the largest weight matrix — within
+    :data:`CHUNK_ELEMENTS`, at least one.
 
     Why: for small widths the step is overhead-bound and one big batch wins; for wide
-    layers it is compute- and memory-bound, and a batch whose activations spill out of the
-    CPU caches is slower than a few cache-sized ones (measured: K = 64, width 256, 128
-    samples: ~30% faster in chunks of 8–16 than in one batch).
+    layers it is compute- and memory-bound, and a chunk whose activations, weights and
+    gradients spill out of the CPU's caches runs its elementwise steps (σ, σ', decay, the
+    optimiser) at memory speed (measured, K = 64, 128 samples, (16, w, w, 4), 2-core AMD
+    EPYC with 1 MiB L2 per core: width 16 fastest in one chunk, width 64 in chunks of ~16,
+    width 256 in chunks of 2–4; this budget gives 64, 16 and 2).
     """
-    return max(1, CHUNK_ELEMENTS // max(1, n * max(arch.widths)))
+    largest = max(a * b for a, b in itertools.pairwise(arch.widths))
+    return max(1, CHUNK_ELEMENTS // max(1, n * max(arch.widths) + largest))
 
 
 class Ensemble:
     """K objectives of one architecture, stacked for batched evaluation.
 
-    ``grad_and_value(Θ)`` returns (∇F_i(θ_i))_i stacked, and the vectors F_i(θ_i) and
-    r_i = max_k ‖∇_{W_k} F_i‖/(λ_i ‖W_{i,k}‖) (∞ for λ_i = 0 or a zero layer), the relative
-    residual of :func:`verify.engine.residual.relative_residual`.
+    :meth:`grad` returns (∇F_i(θ_i))_i stacked and the data losses; :meth:`value_and_residual`
+    the vectors F_i(θ_i) and r_i = max_k ‖∇_{W_k} F_i‖/(λ_i ‖W_{i,k}‖) (∞ for λ_i = 0 or a zero
+    layer), the relative residual of :func:`verify.engine.residual.relative_residual`.
     """
 
-    def __init__(self, objectives: Sequence[Objective], chunk: int | None = None) -> None:
+    def __init__(self, objectives: Sequence[Objective]) -> None:
         self.objectives = list(objectives)
         first = self.objectives[0]
-        require(chunk is None or (isinstance(chunk, int) and chunk >= 1), "chunk", chunk,
-                "None or a positive integer")
         self.arch = _dense(first.arch)
-        self.chunk = chunk or default_chunk(self.arch, first.data.n)
         self.loss_kind = first.data.loss
         self.reg_bias = first.reg_bias
         self.X = torch.stack([o.data.X for o in self.objectives])
@@ -172,27 +169,13 @@ class Ensemble:
         return self.reg_bias or not self.arch.bias or i < self.arch.depth
 
     def grad(self, stacked: Params) -> tuple[Params, Tensor]:
-        """(∇F_i(θ_i))_i stacked, and the data losses L̂_i(θ_i) as a vector.
-
-        Evaluated over chunks of :attr:`chunk` networks (see :func:`default_chunk`); chunking
-        changes nothing in any network's arithmetic, only how many are batched together.
-        """
-        K, c = int(stacked[0].shape[0]), self.chunk
-        if K <= c:
-            return self._grad(stacked, self.X, self.Y, self.lam)
-        parts = [self._grad(tuple(p[a : a + c] for p in stacked), self.X[a : a + c],
-                            self.Y[a : a + c], self.lam[a : a + c]) for a in range(0, K, c)]
-        grads = tuple(torch.cat(gs) for gs in zip(*(g for g, _ in parts), strict=True))
-        return grads, torch.cat([loss for _, loss in parts])
-
-    def _grad(self, stacked: Params, X: Tensor, Y: Tensor,
-              lam: Tensor) -> tuple[Params, Tensor]:
+        """(∇F_i(θ_i))_i stacked — ∇L̂_i + λ_i W (coupled decay, as
+        :meth:`verify.nets.objective.Objective.grad`) — and the data losses L̂_i(θ_i)."""
         ps = tuple(p.detach().requires_grad_(True) for p in stacked)
-        losses = batched_losses(self.loss_kind, batched_forward(self.arch, ps, X), Y)
+        losses = batched_losses(self.arch, self.loss_kind, ps, self.X, self.Y)
         # the networks are independent: ∂(Σ_i L̂_i)/∂θ_i = ∇L̂_i(θ_i), exactly
         g = torch.autograd.grad(losses.sum(), ps)
-        grads = tuple(gi + lam.to(p.dtype).view(-1, *([1] * (p.ndim - 1))) * p
-                      if self._regularised(i) else gi
+        grads = tuple(gi + per_network(self.lam, p) * p if self._regularised(i) else gi
                       for i, (gi, p) in enumerate(zip(g, stacked, strict=True)))
         return grads, losses.detach()
 
@@ -220,28 +203,51 @@ def _configs(n: int, cfgs: TrainConfig | Sequence[TrainConfig] | None,
     if steps is not None:
         out = [replace(c, steps=steps) for c in out]
     for i, c in enumerate(out):
-        require(c.optimizer == "gd", f"optimizer of network {i}", c.optimizer,
-                "gd (the batched phase is plain full-batch gradient descent)")
+        require(c.optimizer == out[0].optimizer, f"optimizer of network {i}", c.optimizer,
+                f"the ensemble's optimizer {out[0].optimizer} (one optimiser steps the stack)")
+        require(c.batch is None, f"batch of network {i}", c.batch,
+                "None (the batched phase is full-batch; SGD draws batches per network)")
+        require(c.precision == "float64", f"precision of network {i}", c.precision,
+                "float64 (the batched phase has no low-precision first phase)")
     return out
+
+
+def _chunks(K: int, size: int) -> list[slice]:
+    """range(K) in ⌈K/size⌉ consecutive chunks of (nearly) equal length, none over ``size``
+    (equal lengths: a remainder chunk of a few networks would cost a whole step's overhead)."""
+    m = -(-K // size)
+    cuts = [K * j // m for j in range(m + 1)]
+    return [slice(a, b) for a, b in itertools.pairwise(cuts)]
 
 
 def gd_ensemble(objectives: Sequence[Objective], inits: Sequence[Params],
                 cfgs: Sequence[TrainConfig], deadline: float, chunk: int | None = None
                 ) -> tuple[list[Params], list[int], list[str], list[TrainStatus], list[Trace]]:
-    """The batched GD phase: for every network its parameters, steps taken, stop reason,
+    """The batched first phase: for every network its parameters, steps taken, stop reason,
     stop status and trace (step, F, r) recorded at the same steps as
     :func:`verify.engine.train.train`.
 
+    Each chunk of networks (:func:`default_chunk`) is one stack Θ stepped by the optimiser
+    pair of the single route (:func:`verify.engine.sgd.optimizer`: gd, momentum or Adam, with
+    the per-network step sizes and momentum coefficients as (K,) tensors); its state is
+    stacked like Θ. A chunk's gradient, decay and update run back to back, so its working
+    set stays in the CPU caches (a whole stack of wide nets does not: measured slower).
     A network stops on its own: after its ``cfg.steps`` steps, or when F_i turns non-finite
     (then it keeps the iterate at which that was seen, as ``train`` does); the others go on.
     The trace needs no extra gradient: F and ∇F at step t come from the evaluation that
     step t+1 needs anyway (step 0 included: the initial point's F and r).
     """
     K = len(objectives)
-    ens = Ensemble(objectives, chunk)
-    ps = tuple(p.detach().clone() for p in stack(inits))
-    dev, dtype = ps[0].device, ps[0].dtype
-    lr = torch.tensor([c.lr for c in cfgs], dtype=dtype, device=dev)
+    arch = _dense(objectives[0].arch)
+    parts = _chunks(K, chunk or default_chunk(arch, objectives[0].data.n))
+    ens = [Ensemble(objectives[c]) for c in parts]
+    ps = [column_major(tuple(p.detach() for p in stack(inits[c])), arch.depth) for c in parts]
+    dev, dtype = ps[0][0].device, ps[0][0].dtype
+    opts = [optimizer(cfgs[0].optimizer,
+                      torch.tensor([x.lr for x in cfgs[c]], dtype=dtype, device=dev),
+                      torch.tensor([x.momentum for x in cfgs[c]], dtype=dtype, device=dev))
+            for c in parts]
+    states = [o.init(p) for o, p in zip(opts, ps, strict=True)]
     every = [c.record_every for c in cfgs]
     traces: list[Trace] = [[] for _ in range(K)]
     reasons = [""] * K
@@ -250,16 +256,18 @@ def gd_ensemble(objectives: Sequence[Objective], inits: Sequence[Params],
     taken = [0] * K
     horizon = max(c.steps for c in cfgs)
     # the steps at which some network records its trace or stops: only there is the
-    # per-network bookkeeping (F, r, Python loop over K) done
+    # per-network bookkeeping (F, r, Python loop over K, a read of F to the host) done
     events = {0} | {c.steps for c in cfgs} | {t for c in cfgs
                                         for t in range(c.record_every, c.steps + 1,
                                                        c.record_every)}
-    active: Tensor | None = None  # None: every network steps
+    active: list[Tensor | None] = [None] * len(parts)  # None: every network of a chunk steps
     for t in range(horizon + 1):
-        g, losses = ens.grad(ps)
+        evals = [e.grad(p) for e, p in zip(ens, ps, strict=True)]
         if t in events:
-            F, r = ens.value_and_residual(ps, g, losses)
-            Fl, rl = F.tolist(), r.tolist()
+            Fr = [e.value_and_residual(p, g, loss)
+                  for e, p, (g, loss) in zip(ens, ps, evals, strict=True)]
+            Fl = torch.cat([F for F, _ in Fr]).tolist()
+            rl = torch.cat([r for _, r in Fr]).tolist()
             for i in range(K):
                 if t == 0:  # the initial point, as train() records it
                     traces[i].append((0, Fl[i], rl[i]))
@@ -276,8 +284,8 @@ def gd_ensemble(objectives: Sequence[Objective], inits: Sequence[Params],
                     traces[i].append((t, Fl[i], rl[i]))
                 if t == cfgs[i].steps:
                     reasons[i], done[i] = "gd steps done", True
-            active = None if not any(done) else torch.tensor([not d for d in done],
-                                                              device=dev)
+            active = [None if not any(done[c]) else
+                      torch.tensor([not d for d in done[c]], device=dev) for c in parts]
         if all(done) or t == horizon:
             break
         if time.perf_counter() > deadline:
@@ -286,18 +294,20 @@ def gd_ensemble(objectives: Sequence[Objective], inits: Sequence[Params],
                     reasons[i] = f"time budget {cfgs[i].max_seconds:g}s spent during GD"
                     statuses[i] = TrainStatus.TIME_LIMIT
             break
-        new = []
-        for p, gi in zip(ps, g, strict=True):
-            view = (-1, *([1] * (p.ndim - 1)))
-            step = p - lr.view(view) * gi
-            new.append(step if active is None else torch.where(active.view(view), step, p))
-        ps = tuple(new)
+        for j, (opt, (g, _)) in enumerate(zip(opts, evals, strict=True)):
+            new, states[j] = opt.update(g, states[j], ps[j])
+            keep = active[j]
+            # a stopped network keeps its iterate (its optimiser state is never read again)
+            ps[j] = new if keep is None else tuple(
+                torch.where(keep.view(-1, *([1] * (p.ndim - 1))), q, p)
+                for q, p in zip(new, ps[j], strict=True))
         for i in range(K):
             if not done[i]:
                 taken[i] = t + 1
     for i in range(K):
         reasons[i] = reasons[i] or "gd steps done"
-    return [unstack(ps, i) for i in range(K)], taken, reasons, statuses, traces
+    return ([unstack(p, i) for p in ps for i in range(int(p[0].shape[0]))], taken, reasons,
+            statuses, traces)
 
 
 def train_ensemble(objectives: Sequence[Objective], inits: Sequence[Params],
@@ -305,7 +315,8 @@ def train_ensemble(objectives: Sequence[Objective], inits: Sequence[Params],
                    lrs: Sequence[float] | None = None, steps: int | None = None,
                    polish: bool | None = None, chunk: int | None = None
                    ) -> list[TrainResult]:
-    """Train K networks: batched full-batch GD, then each polished on its own.
+    """Train K networks: a batched full-batch first phase (GD, momentum or Adam: one
+    optimiser for all K), then each polished on its own.
 
     ``cfgs``: one TrainConfig for all or one per network (default ``TrainConfig()``); ``lrs``
     and ``steps`` override the step sizes and the GD step count; ``polish`` overrides
@@ -367,39 +378,38 @@ def certify_ensemble(objectives: Sequence[Objective], results: Sequence[TrainRes
 
 
 def _batchable(setting: Setting) -> bool:
-    """Only plain full-batch GD is batched: momentum and Adam carry optimiser state and
-    mini-batch SGD draws batches per network, none of which :func:`gd_ensemble` does."""
+    """Full-batch first phases are batched (gd, momentum, Adam: one optimiser pair steps a
+    stack); mini-batch SGD draws batches per network, which :func:`gd_ensemble` does not."""
     # conv nets and low-precision first phases have no batched forward here
-    return (setting.optimizer == "gd" and setting.batch is None and setting.conv is None
-            and setting.precision == "float64")
+    return setting.batch is None and setting.conv is None and setting.precision == "float64"
 
 
-def _batch_key(obj: Objective) -> Hashable:
-    """What networks must share to be trained in one ensemble (:func:`_check_compatible`).
-    λ, step size, step count, seed (so data values and initial point) and the polish flag
-    may differ: they are per network."""
+def _batch_key(obj: Objective, setting: Setting) -> Hashable:
+    """What networks must share to be trained in one ensemble (:func:`_check_compatible`,
+    one optimiser). λ, step size, momentum coefficient, step count, seed (so data values
+    and initial point) and the polish flag may differ: they are per network."""
     X, Y = obj.data.X, obj.data.Y
     return (obj.arch, obj.data.loss, obj.reg_bias, tuple(X.shape), X.dtype, str(X.device),
-            tuple(Y.shape), Y.dtype)
+            tuple(Y.shape), Y.dtype, setting.optimizer)
 
 
 def realise_all(settings: Sequence[Setting], ctx: Context,
                 chunk: int | None = None) -> list[Trained]:
     """:func:`verify.engine.setting.realise` of every setting, in input order; the uncached ones
-    that can share a batched GD phase (:func:`_batchable`, same :func:`_batch_key`) trained
-    together.
+    that can share a batched first phase (:func:`_batchable`, same :func:`_batch_key`)
+    trained together.
 
-    Each group of two or more is trained by :func:`train_ensemble` — batched GD, then each
+    Each group of two or more is trained by :func:`train_ensemble` — batched, then each
     network polished on its own by the engine's route — with each setting's own
     ``train_config(ctx.max_seconds)``, certified by :func:`verify.engine.certificate.certify` at
     ``ctx.tau`` and cached exactly as ``realise`` caches (same key, same file). Everything
-    else (cache hits, SGD, momentum, Adam, groups of one) goes through ``realise`` itself.
+    else (cache hits, mini-batch SGD, groups of one) goes through ``realise`` itself.
 
-    Why it is the same network: the batched GD phase is single-network GD up to the rounding
-    of a batched matmul (≤ 1e-12 relative), and polish and certificate are the single route's
-    (measured after polish: parameters within ~1e-14 relative on the test grid; T6's quick
-    sweep: every reported number above 1e-8 within 5e-11, verdict and trends identical). So
-    a cached network may come from either route.
+    Why it is the same network: the batched first phase is the single route's (the same
+    optimiser pair) up to the rounding of a batched matmul (≤ 1e-12 relative), and polish
+    and certificate are the single route's (measured after polish: parameters within ~1e-14
+    relative on the test grid; T6's quick sweep: every reported number above 1e-8 within
+    5e-11, verdict and trends identical). So a cached network may come from either route.
 
     ``chunk``: how many networks :class:`Ensemble` evaluates together (memory and cache
     locality only, see :func:`default_chunk`). The time budget ``ctx.max_seconds`` is per
@@ -410,7 +420,7 @@ def realise_all(settings: Sequence[Setting], ctx: Context,
     for s in dict.fromkeys(settings):  # in order, each setting once
         if _batchable(s) and not is_cached(s, ctx):
             obj = s.objective(ctx.device)
-            groups.setdefault(_batch_key(obj), []).append((s, obj))
+            groups.setdefault(_batch_key(obj, s), []).append((s, obj))
     for group in groups.values():
         if len(group) < 2:
             continue

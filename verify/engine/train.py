@@ -40,7 +40,7 @@ from verify.engine.result import (
     TrainStatus,
 )
 from verify.engine.revival import revival_tests, revive, testable
-from verify.engine.sgd import batches, on_batch
+from verify.engine.sgd import batches, on_batch, optimizer
 from verify.nets.activations import Params
 from verify.nets.data import check_finite
 from verify.nets.objective import Objective
@@ -52,27 +52,18 @@ ESCAPES = 3  # escapes from saddles along revivals of inactive units (each a kin
 
 def _gd_phase(obj: Objective, params: Params, cfg: TrainConfig, observer: Observer | None,
               deadline: float, trace: Trace) -> Stage:
-    ps = [p.detach().clone() for p in params]
-    buf = [torch.zeros_like(p) for p in ps]
-    sq = [torch.zeros_like(p) for p in ps]
-    b1, b2, eps = 0.9, 0.999, 1e-8
+    # the optimiser is a pure (init, update) pair (verify.engine.sgd), the one the ensemble
+    # steps a stack of networks with
+    opt = optimizer(cfg.optimizer, cfg.lr, cfg.momentum)
+    ps = tuple(p.detach().clone() for p in params)
+    state = opt.init(ps)
     # Mini-batch SGD: the batch objective F_b replaces F; decay stays coupled (in ∇F_b).
     sampler = None if cfg.batch is None else batches(obj.data.n, cfg.batch, cfg.batch_seed)
     if observer is not None:
         observer(0, tuple(ps))
     for t in range(1, cfg.steps + 1):
-        g = (obj if sampler is None else on_batch(obj, next(sampler))).grad(tuple(ps))
-        if cfg.optimizer == "gd":
-            ps = [p - cfg.lr * gi for p, gi in zip(ps, g, strict=True)]
-        elif cfg.optimizer == "momentum":
-            buf = [cfg.momentum * b + gi for b, gi in zip(buf, g, strict=True)]
-            ps = [p - cfg.lr * b for p, b in zip(ps, buf, strict=True)]
-        else:
-            buf = [b1 * m + (1 - b1) * gi for m, gi in zip(buf, g, strict=True)]
-            sq = [b2 * v + (1 - b2) * gi * gi for v, gi in zip(sq, g, strict=True)]
-            c1, c2 = 1 - b1**t, 1 - b2**t
-            ps = [p - cfg.lr * (m / c1) / ((v / c2).sqrt() + eps)
-                  for p, m, v in zip(ps, buf, sq, strict=True)]
+        g = (obj if sampler is None else on_batch(obj, next(sampler))).grad(ps)
+        ps, state = opt.update(g, state, ps)
         if observer is not None:
             # an observer measures every iterate: it never sees non-finite weights
             if not all(bool(torch.isfinite(p).all()) for p in ps):

@@ -104,6 +104,9 @@ def forward_internals(arch: Architecture | ConvNet, params: Params, X: Tensor,
 
     ``kinks`` overrides σ' at kinked entries (Clarke selections); ``beta`` replaces a kinked σ
     by its softplus smoothing (used only while training, never for a measurement).
+    Every tensor may carry a leading network axis (weights K × d_k × d_{k−1}, biases K × d_k,
+    inputs K × n × d_0): the layer maps are then batched matmuls, K independent networks in
+    one pass (:mod:`verify.engine.ensemble`); without it the arithmetic is the same.
     Dense nets only: the callers (kinks, Clarke residuals, per-layer internals) take an
     objective's network, which is a conv net only where none of them runs (a conv net has
     smooth σ and no per-layer matrices z_k = W_k h_{k−1}).
@@ -117,9 +120,9 @@ def forward_internals(arch: Architecture | ConvNet, params: Params, X: Tensor,
     hs: list[Tensor] = []
     for k in range(arch.depth):
         hs.append(h)
-        z = h @ W[k].T
+        z = h @ W[k].mT
         if arch.bias:
-            z = z + b[k]
+            z = z + b[k].unsqueeze(-2)
         zs.append(z)
         if k == arch.depth - 1:
             return z, zs, hs

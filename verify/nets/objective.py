@@ -73,12 +73,22 @@ class Objective:
 
 
 def data_loss(data: Dataset, out: Tensor) -> Tensor:
-    """L̂ for the outputs ``out`` (n × d_L) and the targets of ``data``."""
+    """L̂ for the outputs ``out`` (n × d_L) and the targets of ``data``.
+
+    With a leading network axis (``out`` K × n × d_L and ``data.Y`` K × n × …, as the batched
+    forward of :mod:`verify.engine.ensemble` gives) the vector (L̂_i)_i, each network on its
+    own targets: the reductions run over the trailing axes only, which for one network are
+    all of them (the same arithmetic as a reduction over everything)."""
+    n = int(out.shape[-2])
     if data.loss == "squared":
-        return 0.5 * ((out - data.Y) ** 2).sum() / data.n
+        return 0.5 * ((out - data.Y) ** 2).sum((-2, -1)) / n
     if data.loss == "logistic":
-        return torch.nn.functional.softplus(-data.Y * out[:, 0]).mean()
-    return torch.nn.functional.cross_entropy(out, data.Y)
+        return torch.nn.functional.softplus(-data.Y * out[..., 0]).mean(-1)
+    if out.ndim == 2:
+        return torch.nn.functional.cross_entropy(out, data.Y)
+    # cross_entropy wants classes on axis 1: all K·n rows at once, then a mean per network
+    return torch.nn.functional.cross_entropy(out.flatten(0, -2), data.Y.flatten(),
+                                             reduction="none").view(data.Y.shape).mean(-1)
 
 
 def flat(tensors: Params) -> Tensor:
