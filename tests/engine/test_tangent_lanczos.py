@@ -122,3 +122,14 @@ def test_a_vertex_is_skipped() -> None:
     eig, how = C._tangent_lanczos(gradF, lambda v: v[:-1], theta)
     assert how.startswith("tangent-lanczos (ker of 29 kink constraints in 30 directions")
     assert eig == pytest.approx(12 * 1.0**2 - 2, rel=10 * C.LANCZOS_TOL)
+
+
+@pytest.mark.parametrize("method", ["tangent (7 of 9 directions)",
+                                    "tangent-lanczos (ker of 2 kink constraints in 9 directions)"])
+def test_the_certificate_names_the_tangent_route_it_used(method: str) -> None:
+    """Both tangent routes read as "the tangent space of the kink manifold", followed by the
+    dense route's count or the Lanczos route's name (never a stray prefix)."""
+    est = C._established(1e-12, "clarke", 3, 1e-6, 0.01, method, (), False)
+    rest = method.removeprefix("tangent").lstrip(" -")
+    assert est.second_order == f"the tangent space of the kink manifold {rest}"
+    assert "-lanczos" not in est.second_order and "  " not in est.second_order

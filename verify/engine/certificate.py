@@ -246,7 +246,8 @@ def _established(r: float, kind: str, kinks: int, tau: float, eig: float | None,
                 if kind == "clarke" else "plain gradient)"))
     base, _, extra = method.partition("; ")
     if base.startswith("tangent"):
-        where = f"the tangent space of the kink manifold {base.removeprefix('tangent ')}"
+        how = base.removeprefix("tangent").lstrip(" -")  # "(…)" or "lanczos (…)"
+        where = f"the tangent space of the kink manifold {how}"
     elif base.startswith("skipped"):
         where = f"no subspace ({base})"
     else:
