@@ -75,6 +75,15 @@ def mlp_problem(widths: tuple[int, ...], activation: str, n: int, seed: int = 0,
     return Objective(arch, ds, lam), init
 
 
+def digits_problem(width: int, n: int, lam: float = 1e-3, activation: str = "relu",
+                   seed: int = 0) -> tuple[Objective, Params]:
+    """(64, width, 10) on the first n digits images (a seeded draw), cross-entropy, He init,
+    float64 on :data:`DEVICE`."""
+    arch = Architecture((64, width, 10), activation)
+    ds = D.digits(n, seed, "ce").to(DEVICE)
+    return Objective(arch, ds, lam), init_params(arch, seed + 7919, device=DEVICE)
+
+
 def gd_steps(obj: Objective, init: Params, steps: int, lr: float = 0.01,
              precision: str = "float64") -> TrainResult:
     """The engine's full-batch GD phase only (no intermediate trace: record at the end)."""

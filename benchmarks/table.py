@@ -101,6 +101,36 @@ def _width_rows(v: dict[str, Any], targets: list[str]) -> list[str]:
     return [*out, ""]
 
 
+def _wide_rows(v: dict[str, Any], targets: list[str]) -> list[str]:
+    """The width-1024 and width-4096 ReLU nets on digits (issue 13's targets)."""
+    wide = sorted((int(k.split("/")[1]), x) for k, x in v.items() if k.startswith("wide/"))
+    if not wide:
+        return []
+    out = ["## Wide ReLU nets: time to a certificate", "",
+           "(64, w, 10) ReLU, λ = 1e-3, cross-entropy on 256 digits images; "
+           "`verify.engine.train.train` defaults, then the certificate at τ = 1e-6; one run "
+           "each, times include certification.", "",
+           "| width | parameters | device | seconds | certified | max r | kinks | "
+           "second-order test |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for w, x in wide:
+        out.append(f"| {w} | {x['parameters']:,} | {x['device']} | {_f(x['seconds'])} | "
+                   f"{x['certified']} | {_f(x['r'])} | {x['kinks']} | {x['hessian']} |")
+        cpu = cases.DEVICE == "cpu"
+        if (w == 1024 and cpu) or (w == 4096 and not cpu):
+            limit, where = (300, "one CPU thread") if cpu else (60, "a GPU")
+            ok = x["certified"] and x["seconds"] <= limit
+            targets.append(f"(64, {w}, 10) ReLU on 256 digits certified in ≤ {limit} s on "
+                           f"{where}: {_f(x['seconds'])} s, certified {x['certified']} — "
+                           f"{'met' if ok else 'NOT met'}")
+        elif w == 4096:
+            targets.append(f"(64, 4096, 10) ReLU certified in ≤ 60 s on a GPU: not measured "
+                           f"(no GPU); on the CPU {_f(x['seconds'])} s, certified "
+                           f"{x['certified']}")
+    out += ["", *[f"- w = {w}: {x['stop_reason']}; certificate: {x['reason']}"
+                  for w, x in wide], ""]
+    return out
+
+
 def render() -> str:
     v = VALUES
     out = ["# Benchmark results", "",
@@ -191,6 +221,7 @@ def render() -> str:
         out.append("")
 
     out += _width_rows(v, targets)
+    out += _wide_rows(v, targets)
 
     sp = v.get("spectra")
     if sp:

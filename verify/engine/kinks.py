@@ -49,6 +49,7 @@ from verify.nets.dense import forward_internals
 from verify.nets.objective import Objective, flat, unflat
 
 BETAS = tuple(10.0**k for k in range(1, 10))  # the continuation's smoothing levels β
+SMOOTH_NEWTON = 12  # Newton steps on each F_β after L-BFGS (L-BFGS stops where F_β is flat)
 SOLVE_FROM = 1e2  # the first β whose band is narrow enough to try the active-set solve
 CANDIDATE = 1e-3  # δ: entries with sigmoid(βz) ∈ (δ, 1 − δ) are candidate kinks
 DENSE_LIMIT = 3000  # unknowns (parameters + kinks) up to which the LM step is a dense solve
@@ -248,7 +249,7 @@ def solve_on_kinks(obj: Objective, params: Params, kink: tuple[Tensor, ...], dea
 
 
 def continuation(obj: Objective, params: Params, target: float, deadline: float,
-                 betas: tuple[float, ...] = BETAS, iters_per_stage: int = 500) -> KinkStage:
+                 betas: tuple[float, ...] = BETAS, iters_per_stage: int = 3000) -> KinkStage:
     """The kink stage (module doc): smoothing at β = 10, 100, …, and from β ≥
     :data:`SOLVE_FROM` the active-set solve from each smoothed minimiser.
 
@@ -263,7 +264,7 @@ def continuation(obj: Objective, params: Params, target: float, deadline: float,
     for beta in betas:
         smooth = obj.smoothed(beta)
         lb = lbfgs_polish(smooth, p, iters_per_stage, 0.0, deadline, [])
-        nw = newton_polish(smooth, lb.params, 1e-13, deadline, max_iter=6)
+        nw = newton_polish(smooth, lb.params, 1e-13, deadline, max_iter=SMOOTH_NEWTON)
         p = nw.params
         total += lb.iters + nw.iters
         tried = [(p, smoothing_slopes(obj, p, beta), BAND / beta, "the smoothed minimiser")]
