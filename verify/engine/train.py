@@ -1,20 +1,21 @@
 """Training to stationarity of F(θ) = L̂(θ) + (λ/2) Σ‖W_k‖_F².
 
-The route: full-batch gradient descent (or mini-batch SGD, :mod:`verify.engine.sgd`) with a fixed
-step (the dynamics the theorems and the papers' code use; an ``observer`` sees every
+The route: full-batch gradient descent (or mini-batch SGD, :mod:`verify.engine.sgd`) with a
+fixed step (the dynamics the theorems and the papers' code use; an ``observer`` sees every
 iterate, so exact trajectory identities can be checked), then L-BFGS polishing with a
-strong-Wolfe line search in float64, then — for ReLU-type networks, whose minimisers sit
-on kinks where L-BFGS stalls — the smoothing continuation of :mod:`verify.engine.kinks`.
-Non-finite losses stop training with a reason.
+strong-Wolfe line search in float64 and Newton's method, or — for ReLU-type networks, whose
+minimisers sit on kinks where both stall — a short L-BFGS and the kink stage of
+:mod:`verify.engine.kinks`, followed by escapes from saddles along revivals of inactive
+units (:mod:`verify.engine.revival`). Non-finite losses stop training with a reason.
 
-Every phase stops on an iteration count (``steps``, ``lbfgs_iters``, Newton's and the
-continuation's step limits), so the same command gives the same network on a loaded and an
-idle machine. ``max_seconds`` is only a safety net far above the cost of a run: a network
-that reaches it is marked ``timed_out`` and its certificate is not met, with that reason
-(its result would depend on the machine's load).
+Every phase stops on an iteration count (``steps``, ``lbfgs_iters``, Newton's, the kink
+stage's and the escapes' limits), so the same command gives the same network on a loaded
+and an idle machine. ``max_seconds`` is only a safety net far above the cost of a run: a
+network that reaches it is marked ``timed_out`` and its certificate is not met, with that
+reason (its result would depend on the machine's load).
 
-Momentum (heavy ball, coupled decay) and Adam (coupled decay) are available as the
-negative controls of the trajectory identity (THEOREMS.md, T4).
+The first phase steps with an optimiser pair of :mod:`verify.engine.sgd` (gd; momentum and
+Adam, coupled decay, also the negative controls of the trajectory identity, THEOREMS.md T4).
 """
 
 from __future__ import annotations
