@@ -41,8 +41,11 @@ def _start(out: Path, records: int, args: list[str] = ARGS
            ) -> tuple[subprocess.Popen[bytes], list[int]]:
     """The run in its own process group, once ``records`` checks are done; with the PIDs
     of its worker processes."""
+    # SIGINT back to its default in the child: a suite started in the background (nohup,
+    # `cmd &` in a script) passes SIGINT on as ignored, and Ctrl-C would never arrive
     proc = subprocess.Popen(_cmd(out, args), env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
+                            stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     path = out / rundir.RECORDS
     deadline = time.time() + 600
     while time.time() < deadline:
@@ -153,8 +156,7 @@ def test_ctrl_c_is_exit_130_without_traceback(tmp_path: Path) -> None:
     workers; what finished is reported (resuming is the SIGKILL test's)."""
     out = tmp_path / "interrupted"
     # the interrupt after the first record, while T8's checks (each trains pairs of nets for
-    # seconds) still run: a run of quick checks alone could finish inside the 50 ms poll on a
-    # busy box and exit 0 (seen on a fresh-clone CI run)
+    # seconds) still run: a run of quick checks alone could finish inside the 50 ms poll
     proc, _ = _start(out, 1, ["run", "--theorem", "T0", "--theorem", "T8", "--examples", "1",
                               "--workers", "1"])
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends: the whole process group
