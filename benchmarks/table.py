@@ -68,8 +68,8 @@ def _width_rows(v: dict[str, Any], targets: list[str]) -> list[str]:
            "Nets (16, w, w, 4), n = 64, λ = 1e-2, clustered data (the same data and "
            "initialisation for both activations, per seed), `verify.engine.train.train` "
            "defaults then the certificate at τ = 1e-6; times include certification; each net "
-           "has a 120 s wall-clock safety net (reaching it means not certified). Times are "
-           "medians over the seeds; the ratio is ReLU median / softplus median.", "",
+           "has a 300 s wall-clock safety net on training (reaching it means not certified). "
+           "Times are medians over the seeds; the ratio is ReLU median / softplus median.", "",
            "| width w | seeds | ReLU certified | ReLU s (median; min–max) | softplus certified | "
            "softplus s (median; min–max) | ratio ReLU/softplus |",
            "| --- | --- | --- | --- | --- | --- | --- |"]
