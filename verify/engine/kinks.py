@@ -10,16 +10,16 @@ parts, repeated for β = 10, 100, … until the Clarke residual of the certifica
   as β → ∞, and the entries with σ'_β(z) = sigmoid(βz) ∈ (δ, 1 − δ) — the band
   |z| ≤ logit(1 − δ)/β — are the candidate kinks.
 * **The active-set solve** (:func:`solve_on_kinks`, from β ≥ :data:`SOLVE_FROM`) — unknowns
-  θ and the slopes s_K at the kinked entries K; equations ∇_θ F(θ; s) = 0 (the chain rule
+  θ and the slopes s_K at the candidate kinks K; equations ∇_θ F(θ; s) = 0 (the chain rule
   with slope s_ij at (i, j) ∈ K, scaled per layer by 1/(λ‖W_k‖) so its squared norm is
-  Σ_k r_k²) and z_K(θ) = 0 (scaled by the layer's largest |z|): P + |K| unknowns. Every
-  other entry keeps its side (slope 1 or a). Levenberg–Marquardt, whose linear algebra is
-  dense (forward-mode Jacobian) up to :data:`DENSE_LIMIT` unknowns and matrix-free above
-  (LSMR with damping on J v = jvp and Jᵀ u = vjp: memory O(P + |K|), and the same code on a
-  GPU). Then the active set is updated: a kink whose slope left [a, 1] is *released* to
-  the side its slope points to (s > 1: z > 0 with slope 1; s < a: z < 0 with slope a), an
-  entry whose z crossed to the other side of its kink is *added* to K; repeat, at most
-  :data:`ROUNDS` times. The solve converges quadratically once K is right.
+  Σ_k r_k²) and the complementarity form s_K = clip(s_K + z_K/ζ, a, 1) (ζ the layer's
+  largest |z|): an entry at its kink keeps z = 0 with s inside [a, 1], a candidate that is
+  not one takes slope 1 (z > 0) or a (z < 0) instead of being forced onto the kink. P + |K|
+  unknowns; every other entry keeps the slope of its side. Levenberg–Marquardt, whose
+  linear algebra is dense (reverse-mode Jacobian) up to :data:`DENSE_LIMIT` unknowns and
+  matrix-free above (LSMR with damping on J v = jvp and Jᵀ u = vjp: memory O(P + |K|), and
+  the same code on a GPU). Entries off K that end on a kink join K and the solve repeats,
+  at most :data:`ROUNDS` times. The solve converges quadratically once K is right.
 
 Zero units: a relu unit with no positive entry contributes h = 0, so at any
 Clarke-stationary point its outgoing weights are 0 (their gradient is λW) and then its
@@ -42,7 +42,13 @@ from scipy.sparse.linalg import LinearOperator, lsmr
 from torch import Tensor
 
 from verify.engine.polish import lbfgs_polish, newton_polish
-from verify.engine.residual import BAND, _layer_scale, smoothing_slopes, stationarity
+from verify.engine.residual import (
+    BAND,
+    _layer_scale,
+    _scatter,
+    smoothing_slopes,
+    stationarity,
+)
 from verify.engine.result import KinkStage, TrainStatus
 from verify.nets.activations import KinkSlopes, Params, sigma_slope_range
 from verify.nets.dense import forward_internals
@@ -57,26 +63,23 @@ ROUNDS = 4  # active-set updates per solve
 LM_ITERS = 30  # Levenberg–Marquardt iterations per round
 PATIENCE = 6  # slow LM iterations (each leaving > ½‖r‖) before a kink set is given up
 LSMR_ITERS = 500  # Krylov iterations per matrix-free LM step
-# slopes within this of [a, 1] are rounding, not a wish to leave the kink (LM converges to
-# ~1e-15 relative; √ε leaves room for ill-conditioned slopes of nearly dead units)
-SLOPE_SLACK = 1.5e-8
 
 
 def selection(kink: tuple[Tensor, ...], s: Tensor, natural: tuple[Tensor, ...]
               ) -> KinkSlopes:
-    """The slope selection with the slopes ``s`` at the entries of ``kink`` (in order) and
-    the natural slopes elsewhere."""
-    vals, i = [], 0
-    for kk, nat in zip(kink, natural, strict=True):
-        idx = kk.reshape(-1).nonzero().squeeze(1)
-        vals.append(nat.reshape(-1).index_put((idx,), s[i: i + idx.numel()]).view_as(nat))
-        i += idx.numel()
-    return KinkSlopes(tuple(kk.to(nat.dtype) for kk, nat in zip(kink, natural, strict=True)),
-                      tuple(vals))
+    """The slopes ``s`` at the entries of ``kink`` (in order), the natural slopes elsewhere:
+    :func:`verify.engine.residual._scatter` with the boolean kink masks."""
+    return _scatter(tuple(k.to(n.dtype) for k, n in zip(kink, natural, strict=True)),
+                    natural, s)
 
 
 def _size(kink: tuple[Tensor, ...]) -> int:
     return int(sum(int(m.sum()) for m in kink))
+
+
+def candidate_band(beta: float) -> float:
+    """|z| ≤ logit(1 − δ)/β: where sigmoid(βz) ∈ (δ, 1 − δ), δ = :data:`CANDIDATE`."""
+    return math.log((1 - CANDIDATE) / CANDIDATE) / beta
 
 
 def _internals(obj: Objective, params: Params) -> list[Tensor]:
@@ -106,7 +109,7 @@ def zero_units(obj: Objective, params: Params, band: float) -> Params:
 def candidates(obj: Objective, params: Params, beta: float) -> tuple[Tensor, ...]:
     """The entries with sigmoid(βz) ∈ (δ, 1 − δ), outside zero units (all of whose entries
     are exactly 0 and none of whose slopes matters)."""
-    band = math.log((1 - CANDIDATE) / CANDIDATE) / beta
+    band = candidate_band(beta)
     return tuple((z.abs() <= band) & (z != 0).any(dim=0, keepdim=True)
                  for z in _internals(obj, params))
 
@@ -242,10 +245,11 @@ def solve_on_kinks(obj: Objective, params: Params, kink: tuple[Tensor, ...], dea
         # entries that reached a kink off the candidates join them (slope: their side)
         kink = tuple(a | k for a, k in zip(at, kink, strict=True))
         s = torch.cat([v[m] for v, m in zip(full, kink, strict=True)])
-    full = selection(kink, s.clamp(lo, hi), _natural(obj, _internals(obj, params))).values
+    natural = _natural(obj, _internals(obj, params))
+    full = selection(kink, s.clamp(lo, hi), natural).values
     at = tuple(a & k for a, k in zip(_at_kink(obj, params, fx), kink, strict=True))
     s_at = torch.cat([v[m] for v, m in zip(full, at, strict=True)])
-    return params, selection(at, s_at, _natural(obj, _internals(obj, params))), total, note
+    return params, selection(at, s_at, natural), total, note
 
 
 def continuation(obj: Objective, params: Params, target: float, deadline: float,
@@ -269,7 +273,7 @@ def continuation(obj: Objective, params: Params, target: float, deadline: float,
         total += lb.iters + nw.iters
         tried = [(p, smoothing_slopes(obj, p, beta), BAND / beta, "the smoothed minimiser")]
         if beta >= SOLVE_FROM and time.perf_counter() < deadline:
-            q = zero_units(obj, p, math.log((1 - CANDIDATE) / CANDIDATE) / beta)
+            q = zero_units(obj, p, candidate_band(beta))
             q, sel, it, solved = solve_on_kinks(obj, q, candidates(obj, q, beta), deadline,
                                                  0.1 * target, beta)
             total += it

@@ -215,9 +215,10 @@ def revival_tests(obj: Objective, params: Params, band: float | None = None,
 
 def revive(obj: Objective, params: Params, test: Revival, tries: int = 40) -> Params | None:
     """θ + ε(v, b) along the revival ``test`` found — incoming row of one inactive unit
-    += εv, outgoing column += εb — with ε the largest of ε₀·2^{−k} (k < ``tries``) that
-    lowers F; ε₀ is the RMS row norm of the layer. F changes by ε²·``second_order`` + O(ε³),
-    so a negative value guarantees some ε works. None when none does (rounding)."""
+    += εv, outgoing column += εb — with ε the one of ε₀·2^{−k} (k < ``tries``, scanned from
+    the top until F stops falling) with the lowest F; ε₀ is the RMS row norm of the layer.
+    F changes by ε²·``second_order`` + O(ε³), so a negative value guarantees some ε works.
+    None when none does (rounding)."""
     layer = test.layer
     W_in, W_out = params[layer - 1], params[layer]
     # prefer a zero unit (revival from 0 exactly as the test assumed)
